@@ -1,0 +1,1 @@
+"""The one map: readers, CRS handling, layers, styles and land classes (no Qt)."""
