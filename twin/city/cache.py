@@ -52,11 +52,18 @@ def input_key(manifest: CityManifest) -> str:
         files.add((manifest.folder / manifest.city.land_class_table).resolve())
     for path in sorted(files):
         h.update(f"{path.name}:{_file_digest(path)}\n".encode())
-    for package, name in (("twin.geo", "data/osm_to_tnls.csv"), ("twin.geo", "data/tnls_classes.csv"),
-                          ("twin.city", "data/building_types.csv")):
-        resource = resources.files(package).joinpath(name)
-        if resource.is_file():
-            h.update(resource.read_bytes())
+    # The code and tables that derive the City are inputs too: a changed rule
+    # must not be served from an old cache.
+    for package in ("twin.geo", "twin.city"):
+        folder = resources.files(package)
+        for item in sorted(folder.iterdir(), key=lambda p: p.name):
+            if item.name.endswith(".py"):
+                h.update(item.read_bytes())
+        data = folder.joinpath("data")
+        if data.is_dir():
+            for item in sorted(data.iterdir(), key=lambda p: p.name):
+                if item.name.endswith(".csv"):
+                    h.update(item.read_bytes())
     return h.hexdigest()
 
 

@@ -29,6 +29,7 @@ from twin.geo.landclass import (
     land_class_areas,
     load_land_classes,
     load_tag_mapping,
+    load_value_mapping,
     raster_land_class_areas,
 )
 from twin.geo.manifest import CityManifest, read_manifest
@@ -130,19 +131,27 @@ def _land_classes(one_map: OneMap, network: RoadNetwork | None, buildings: Build
         if spec.classes is None:
             raise InputError(Problem(str(manifest.path), f"layer {spec.name!r}: classes",
                                      "a land cover raster needs a classes table (value,name,land_class)"))
-        value_table = pd.read_csv(manifest.folder / spec.classes, dtype={"land_class": str})
-        missing = {"value", "land_class"} - set(value_table.columns)
-        if missing:
-            raise InputError(Problem(str(manifest.folder / spec.classes), "columns", f"missing column(s): {', '.join(sorted(missing))}"))
-        value_to_code = dict(zip(value_table["value"].astype(int), value_table["land_class"].astype(str)))
+        value_to_code = load_value_mapping(manifest.folder / spec.classes, classes)
         from rasterio.features import geometry_mask
 
         inside = geometry_mask([one_map.boundary], out_shape=landcover.shape, transform=landcover.transform, invert=True)
         return raster_land_class_areas(landcover.values, landcover.cell_area, value_to_code, inside,
+                                       nodata=landcover.nodata, default_code=manifest.city.default_land_class,
                                        boundary_area_m2=float(shapely.area(one_map.boundary)), classes=classes)
     mapping = load_tag_mapping(table_path)
     layers = [frame for role in LAND_LAYER_ROLES for _, frame in one_map.data_for_role(role)]
-    roads = network.to_geodataframe() if network is not None else None
+    roads = None
+    road_frames = [frame for _, frame in one_map.data_for_role("roads")]
+    if road_frames:
+        # Road surfaces: every highway centre line (footways and service roads
+        # are transport land too, not just the drivable network) ...
+        all_roads = pd.concat(road_frames, ignore_index=True)
+        lines = np.isin(shapely.get_type_id(all_roads.geometry.values), (1, 5))
+        roads = gpd.GeoDataFrame(all_roads.loc[lines], geometry="geometry", crs=one_map.crs)
+        # ... and highway areas (squares, pedestrian zones) classified by their tags.
+        layers.append(gpd.GeoDataFrame(all_roads.loc[~lines], geometry="geometry", crs=one_map.crs))
+    elif network is not None:
+        roads = network.to_geodataframe()
     return land_class_areas(one_map.boundary, layers, mapping, roads=roads,
                             buildings=buildings.frame if buildings is not None else None,
                             default_code=manifest.city.default_land_class, classes=classes)

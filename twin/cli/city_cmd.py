@@ -66,7 +66,7 @@ def format_info(city) -> str:
     lines.append("Layers (draw order, top first):")
     header = f"  {'name':<22} {'role':<11} {'kind':<7} {'count':>8}  checks"
     lines.append(header)
-    for layer in city.one_map.tree.layers():
+    for layer in city.one_map.tree.layers:
         value = city.one_map.data.get(layer.name)
         if isinstance(value, Grid):
             count = f"{value.shape[1]}x{value.shape[0]}"

@@ -286,21 +286,19 @@ def _classify(frame: pd.DataFrame, mapping: LandClassMapping) -> tuple[np.ndarra
         valid = column.notna().to_numpy()
         if not valid.any():
             continue
-        text = pd.Series(np.full(n, "", dtype=object), index=frame.index)
-        text[valid] = column[valid].astype(str).str.strip()
-        rules = text.map(lambda v: _rule_for(exact, wild, v) if v else None)
-        hit = rules.notna().to_numpy()
-        if not hit.any():
-            continue
-        idx = np.flatnonzero(hit)
-        found = rules.to_numpy()[idx]
-        pri = np.fromiter((r[1] for r in found), dtype=np.int64, count=len(found))
-        ordr = np.fromiter((r[2] for r in found), dtype=np.int64, count=len(found))
-        better = (pri > best[idx]) | ((pri == best[idx]) & (ordr < order[idx]))
-        idx, found, pri, ordr = idx[better], found[better], pri[better], ordr[better]
-        best[idx] = pri
-        order[idx] = ordr
-        codes[idx] = [r[0] for r in found]
+        text = np.full(n, "", dtype=object)
+        text[valid] = column[valid].astype(str).str.strip().to_numpy(dtype=object)
+        # Look each distinct value up once, then spread the rules to the rows.
+        which, uniques = pd.factorize(text)
+        rules = [_rule_for(exact, wild, u) for u in uniques]
+        u_code = np.array([r[0] if r else None for r in rules] + [None], dtype=object)
+        u_pri = np.array([r[1] if r else -1 for r in rules] + [-1], dtype=np.int64)
+        u_ord = np.array([r[2] if r else 0 for r in rules] + [0], dtype=np.int64)
+        pri, ordr = u_pri[which], u_ord[which]
+        better = (pri >= 0) & ((pri > best) | ((pri == best) & (ordr < order)))
+        best[better] = pri[better]
+        order[better] = ordr[better]
+        codes[better] = u_code[which[better]]
     return codes, best, order
 
 
@@ -368,16 +366,29 @@ def _first_text(column: pd.Series) -> pd.Series:
 
 
 def road_widths_m(roads: pd.DataFrame) -> np.ndarray:
-    """Carriageway width (m) per road: ``lanes`` × 3.5 m where tagged, else a typical width for its class."""
+    """Carriageway width (m) per road: ``lanes`` × 3.5 m where tagged, else a typical width for its class.
+
+    The class is read from ``highway`` (OSM ways) or ``road_class`` (network
+    edges).  A directed edge table (``u``, ``v`` columns) has lanes per
+    direction, so the lanes of both directions of a segment are added up.
+    """
     n = len(roads)
-    if "highway" in roads.columns:
-        kind = _first_text(roads["highway"])
+    class_column = next((c for c in ("highway", "road_class") if c in roads.columns), None)
+    if class_column is not None:
+        kind = _first_text(roads[class_column])
         width = kind.map(lambda v: HIGHWAY_WIDTH_M.get(v, DEFAULT_ROAD_WIDTH_M)).to_numpy(dtype=float)
     else:
         width = np.full(n, DEFAULT_ROAD_WIDTH_M)
     if "lanes" in roads.columns:
         lanes = pd.to_numeric(_first_text(roads["lanes"]).str.extract(_NUMBER, expand=False),
                               errors="coerce").to_numpy(dtype=float)
+        if {"u", "v"} <= set(roads.columns) and n:
+            u, v = roads["u"].to_numpy(), roads["v"].to_numpy()
+            key = pd.DataFrame({"a": np.minimum(u, v), "b": np.maximum(u, v)})
+            if "osm_way_id" in roads.columns:
+                key["w"] = roads["osm_way_id"].to_numpy()
+            per_lane = pd.Series(np.nan_to_num(lanes, nan=0.0))
+            lanes = per_lane.groupby([key[c] for c in key.columns]).transform("sum").to_numpy(dtype=float)
         use = np.isfinite(lanes) & (lanes > 0)
         width = np.where(use, lanes * LANE_WIDTH_M, width)
     return width
@@ -445,8 +456,8 @@ def _crs_problems(inputs: dict[str, Any]) -> tuple[CRS | None, list[Problem]]:
 class LandClassAreas:
     """Area of each land class inside a boundary, with the per-class geometry for maps.
 
-    ``table``: ``code, name_zh, name_en, area_m2, share`` (share of the counted
-    area, 0..1), one row per class plus an ``unclassified`` row when uncovered
+    ``table``: ``code, name_zh, name_en, area_m2, share`` (0..1 of the boundary
+    area for vector data, of the counted cells for rasters), one row per class plus an ``unclassified`` row when uncovered
     area has no default class.  ``closure_error_m2`` is the boundary area minus
     the sum of the class areas: ~0 for vector partitions, the discretisation
     error for rasters.
@@ -609,7 +620,8 @@ def land_class_areas(
             # Faces of one partition share their edges exactly: a coverage union is valid and fast.
             geom = shapely.coverage_union_all(mine)
             rows.append({"code": row.code, "name_zh": row.name_zh, "name_en": row.name_en,
-                         "color": colours.get(row.code, UNCLASSIFIED_COLOR), "area_m2": row.area_m2, "geometry": geom})
+                         "color": colours.get(row.code, UNCLASSIFIED_COLOR), "area_m2": row.area_m2,
+                         "geometry": geom})
     geometry = gpd.GeoDataFrame(rows, columns=["code", "name_zh", "name_en", "color", "area_m2", "geometry"],
                                 geometry="geometry", crs=crs)
     return LandClassAreas(table=table, geometry=geometry, boundary_area_m2=boundary_area,

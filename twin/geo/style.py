@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 import numpy as np
 import pandas as pd
 from psygnal import EventedModel
-from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from twin.errors import InputError, Problem
 
@@ -255,7 +255,8 @@ def parse_style(data: Mapping[str, Any] | Style, source: str = "", where: str = 
 
 def style_to_dict(style: Style) -> dict[str, Any]:
     """Plain mapping of a style without empty entries (TOML has no null)."""
-    return {k: v for k, v in style.model_dump(mode="json").items() if v is not None}
+    data = style.model_dump(mode="json")
+    return {"kind": data.pop("kind"), **{k: v for k, v in data.items() if v is not None}}
 
 
 def _category_keys(values: Any) -> pd.Series:
