@@ -1,0 +1,1 @@
+"""3D scene building blocks (pyvista, no Qt): one merged mesh per layer."""
