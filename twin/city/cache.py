@@ -18,11 +18,15 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from pyproj import CRS
 
 import twin
 from twin.geo.manifest import CityManifest
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _COMPLETE = "complete.json"
 
 
@@ -85,10 +89,19 @@ class CacheEntry:
     def read_json(self, name: str) -> dict:
         return json.loads((self.path / f"{name}.json").read_text())
 
-    def read_frame(self, name: str) -> pd.DataFrame:
-        file = self.path / f"{name}.parquet"
-        meta = json.loads((self.path / f"{name}.meta.json").read_text()) if (self.path / f"{name}.meta.json").exists() else {}
-        frame = gpd.read_parquet(file) if meta.get("geo", True) else pd.read_parquet(file)
+    def read_frame(self, name: str, crs: CRS | None = None) -> pd.DataFrame:
+        """A cached frame; geometry comes back as WKB decoded in bulk, in ``crs``.
+
+        The CRS is passed in rather than parsed from each file's metadata:
+        building a pyproj CRS from JSON costs ~10 ms, more than reading a layer.
+        """
+        meta = json.loads((self.path / f"{name}.meta.json").read_text())
+        frame = pq.read_table(self.path / f"{name}.parquet").to_pandas()
+        if meta["geometry"] is not None:
+            column = meta["geometry"]
+            geometry = shapely.from_wkb(frame.pop(column).to_numpy())
+            frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometry, index=frame.index, crs=crs, name=column),
+                                     crs=crs)
         frame.attrs.update(meta.get("attrs", {}))
         return frame
 
@@ -111,16 +124,18 @@ class CacheWriter:
         return self.tmp / name
 
     def write_frame(self, name: str, frame: pd.DataFrame) -> None:
-        geo = isinstance(frame, gpd.GeoDataFrame)
-        out = frame.copy()
+        geometry = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) else None
+        out = pd.DataFrame(frame.drop(columns=[geometry]) if geometry else frame).copy()
         out.attrs = {}
         for column in out.columns:
-            if column == getattr(out, "_geometry_column_name", None) or out[column].dtype != object:
+            if out[column].dtype != object:
                 continue
             if pd.api.types.infer_dtype(out[column], skipna=True) not in ("string", "empty"):
                 out[column] = out[column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
-        out.to_parquet(self.tmp / f"{name}.parquet")
-        (self.tmp / f"{name}.meta.json").write_text(json.dumps({"geo": geo, "attrs": _jsonable(frame.attrs)}))
+        if geometry:
+            out[geometry] = shapely.to_wkb(frame.geometry.values)
+        pq.write_table(pa.Table.from_pandas(out, preserve_index=False), self.tmp / f"{name}.parquet")
+        (self.tmp / f"{name}.meta.json").write_text(json.dumps({"geometry": geometry, "attrs": _jsonable(frame.attrs)}))
 
     def write_json(self, name: str, value: dict) -> None:
         (self.tmp / f"{name}.json").write_text(json.dumps(_jsonable(value), indent=1))

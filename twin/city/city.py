@@ -234,19 +234,20 @@ def _write_cache(city: City, entry: CacheEntry) -> None:
 
 def _load_from_cache(manifest: CityManifest, entry: CacheEntry, feedback: Feedback) -> City:
     t0 = time.perf_counter()
+    crs = CRS.from_wkt(entry.read_json("meta")["crs"])
     vector = {}
     for spec in manifest.layers:
         name = f"layer-{_safe(spec.name)}"
         if (entry.path / f"{name}.parquet").exists():
-            vector[spec.name] = entry.read_frame(name)
-    one_map = load_one_map(manifest, feedback=feedback, vector_data=vector)
+            vector[spec.name] = entry.read_frame(name, crs)
+    one_map = load_one_map(manifest, feedback=feedback, vector_data=vector, crs=crs)
     dem, landcover, zones = _grids(one_map)
     network = RoadNetwork.load(entry.file("network.npz")) if entry.file("network.npz").exists() else None
     buildings = None
     if (entry.path / "buildings.parquet").exists():
         info = entry.read_json("buildings")
-        buildings = Buildings(entry.read_frame("buildings"), info["residents_method"], info["notes"])
-    pois = PointsOfInterest(entry.read_frame("pois"))
+        buildings = Buildings(entry.read_frame("buildings", crs), info["residents_method"], info["notes"])
+    pois = PointsOfInterest(entry.read_frame("pois", crs))
     land = LandClassAreas.load(entry.file("land_classes")) if entry.file("land_classes").exists() else None
     rain = next((table for _, table in one_map.data_for_role("rain")), None)
     inflows = next((frame for _, frame in one_map.data_for_role("inflows")), None)

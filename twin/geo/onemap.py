@@ -150,17 +150,17 @@ def read_rain_table(path: Path) -> pd.DataFrame:
 
 
 def load_one_map(source: str | Path | CityManifest, *, feedback: Feedback | None = None,
-                 vector_data: dict[str, gpd.GeoDataFrame] | None = None) -> OneMap:
+                 vector_data: dict[str, gpd.GeoDataFrame] | None = None, crs: CRS | None = None) -> OneMap:
     """Read every layer of a city into one map.
 
     ``vector_data`` supplies already-checked vector layers (from the City cache)
-    so that they are not read again.
+    so that they are not read again; ``crs`` the project CRS already decided.
     """
     feedback = feedback or Feedback()
     manifest = source if isinstance(source, CityManifest) else read_manifest(source)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    crs = project_crs(manifest)
+    crs = crs or project_crs(manifest)
     vector_data = dict(vector_data or {})
     data: dict[str, object] = {}
     reports: dict[str, GeometryReport] = {}
