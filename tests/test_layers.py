@@ -123,8 +123,11 @@ def test_unique_names_and_bad_edits():
     tree = make_tree()
     with pytest.raises(InputError, match="unique"):
         tree.add(Layer(name="Roads"))
-    with pytest.raises(InputError, match="unique"):
-        tree.add(Layer(name="Transport"))
+    # Layers and groups have separate names, as in QGIS: a layer may share its group's name.
+    tree.add(Layer(name="Transport"), group="Transport")
+    assert tree.find("Transport").group == "Transport" and tree.group("Transport") is not None
+    tree.remove("Transport")
+    assert tree.group("Transport") is not None and tree.find("Transport") is None
     with pytest.raises(InputError, match="unique"):
         tree.find("Buildings").name = "Terrain"
     assert tree.find("Buildings") is not None
@@ -132,8 +135,8 @@ def test_unique_names_and_bad_edits():
         tree.remove("Nope")
     with pytest.raises(InputError, match="do not nest"):
         tree.move("Land", 0, group="Transport")
-    with pytest.raises(InputError, match="not a group"):
-        tree.add(Layer(name="X"), group="Buildings")
+    tree.add(Layer(name="X"), group="Buildings")  # a new group beside the layer "Buildings"
+    assert tree.group("Buildings").children[0].name == "X" and tree.find("Buildings").group != "Buildings"
     with pytest.raises(ValueError):
         tree.add(tree.find("Terrain"))
 

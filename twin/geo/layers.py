@@ -227,12 +227,12 @@ class LayerTree:
 
     def find(self, name: str) -> Layer | None:
         """The layer with this name, or None."""
-        found = self._locate(name)
+        found = self._locate(name, "layer")
         return found[0] if found is not None and isinstance(found[0], Layer) else None
 
     def group(self, name: str) -> LayerGroup | None:
         """The group with this name, or None."""
-        found = self._locate(name)
+        found = self._locate(name, "group")
         return found[0] if found is not None and isinstance(found[0], LayerGroup) else None
 
     def index_of(self, name: str) -> tuple[str | None, int]:
@@ -253,14 +253,24 @@ class LayerTree:
                 out.append(item)
         return out
 
-    def _locate(self, name: str) -> tuple[Item, str | None, int] | None:
-        for i, item in enumerate(self._items):
-            if item.name == name:
-                return item, None, i
-            if isinstance(item, LayerGroup):
-                for j, layer in enumerate(item.children):
-                    if layer.name == name:
-                        return layer, item.name, j
+    def _locate(self, name: str, kind: str | None = None) -> tuple[Item, str | None, int] | None:
+        """Find a layer (kind "layer"), a group ("group") or either, the layer first.
+
+        Layers and groups have separate names: a group "Buildings" may hold a
+        layer "Buildings", as in QGIS.
+        """
+        if kind in (None, "layer"):
+            for i, item in enumerate(self._items):
+                if isinstance(item, Layer) and item.name == name:
+                    return item, None, i
+                if isinstance(item, LayerGroup):
+                    for j, layer in enumerate(item.children):
+                        if layer.name == name:
+                            return layer, item.name, j
+        if kind in (None, "group"):
+            for i, item in enumerate(self._items):
+                if isinstance(item, LayerGroup) and item.name == name:
+                    return item, None, i
         return None
 
     def _unknown(self, name: str) -> InputError:
@@ -275,11 +285,12 @@ class LayerTree:
                 names.extend(layer.name for layer in item.children)
         return names
 
-    def _check_new_name(self, name: str, item: Item | None = None) -> None:
-        found = self._locate(name)
+    def _check_new_name(self, name: str, item: Item | None = None, kind: str | None = None) -> None:
+        kind = kind or ("group" if isinstance(item, LayerGroup) else "layer")
+        found = self._locate(name, kind)
         if found is not None and found[0] is not item:
-            raise InputError(Problem("layer tree", repr(name), "a layer or group already has this name; "
-                                                               "names must be unique"))
+            raise InputError(Problem("layer tree", repr(name), f"a {kind} already has this name; "
+                                                               f"{kind} names must be unique"))
 
     # ------------------------------------------------------------------ edits
 
@@ -319,7 +330,7 @@ class LayerTree:
         item = group if isinstance(group, LayerGroup) else LayerGroup(name=group)
         if item._tree is not None:
             raise ValueError(f"group {item.name!r} is already in a layer tree; remove it there first")
-        self._check_new_name(item.name)
+        self._check_new_name(item.name, kind="group")
         children, item.children = list(item.children), []
         pos = self._clamp(index, len(self._items))
         self._items.insert(pos, item)
@@ -329,7 +340,7 @@ class LayerTree:
             for layer in children:
                 self.add(layer, group=item.name)
         except InputError:
-            self.remove(item.name)
+            self.remove(item.name, kind="group")
             raise
         return item
 
@@ -339,10 +350,8 @@ class LayerTree:
         group = layer.group if group is None else group
         if layer._tree is not None:
             raise ValueError(f"layer {layer.name!r} is already in a layer tree; remove it there first")
-        self._check_new_name(layer.name)
+        self._check_new_name(layer.name, kind="layer")
         if group is not None and self.group(group) is None:
-            if self.find(group) is not None:
-                raise InputError(Problem("layer tree", repr(group), "this name belongs to a layer, not a group"))
             self.add_group(group)
         container = self._container(group)
         pos = self._clamp(index, len(container))
@@ -356,9 +365,10 @@ class LayerTree:
         self.inserted.emit(layer, group, pos)
         return layer
 
-    def remove(self, name: str) -> Item:
-        """Take a layer or a group (with its layers) out of the tree and return it."""
-        found = self._locate(name)
+    def remove(self, name: str, *, kind: str | None = None) -> Item:
+        """Take a layer or a group (with its layers) out of the tree and return it.
+        ``kind="group"`` picks the group when a layer has the same name."""
+        found = self._locate(name, kind)
         if found is None:
             raise self._unknown(name)
         item, group, pos = found
@@ -373,18 +383,17 @@ class LayerTree:
         self.removed.emit(item, group, pos)
         return item
 
-    def move(self, name: str, new_index: int | None, group: str | None = None) -> None:
+    def move(self, name: str, new_index: int | None, group: str | None = None, *, kind: str | None = None) -> None:
         """Move a layer to ``new_index`` in ``group`` (None: top level; created when new), or a group
-        to ``new_index`` among the top-level items.  The index is where the item ends up."""
-        found = self._locate(name)
+        to ``new_index`` among the top-level items.  The index is where the item ends up.
+        ``kind="group"`` picks the group when a layer has the same name."""
+        found = self._locate(name, kind)
         if found is None:
             raise self._unknown(name)
         item, old_group, old_pos = found
         if isinstance(item, LayerGroup) and group is not None:
             raise InputError(Problem("layer tree", repr(name), "groups do not nest; move a group with group=None"))
         if group is not None and self.group(group) is None:
-            if self.find(group) is not None:
-                raise InputError(Problem("layer tree", repr(group), "this name belongs to a layer, not a group"))
             self.add_group(group)
         source = self._container(old_group)
         del source[old_pos]
@@ -403,7 +412,7 @@ class LayerTree:
     def clear(self) -> None:
         """Remove everything (``removed`` fires for each item)."""
         for item in list(self._items):
-            self.remove(item.name)
+            self.remove(item.name, kind="group" if isinstance(item, LayerGroup) else "layer")
 
     # ------------------------------------------------------------------ saving
 
@@ -459,18 +468,14 @@ class LayerTree:
             except ValidationError as exc:
                 problems += validation_problems(exc, source, f"layers[{i}]")
 
-        seen: dict[str, str] = {}
-        named = [(f"groups[{i}]", g.name) for i, g in groups] + [(f"layers[{i}]", lay.name) for i, lay in layers]
-        for path, name in named:
-            if name in seen:
-                problems.append(Problem(source, f"{path}.name", f"name {name!r} is already used by {seen[name]}; "
-                                                                f"names must be unique"))
-            else:
-                seen[name] = path
-        declared = {g.name for _, g in groups}
-        for i, layer in layers:
-            if layer.group not in (None, *declared) and seen.get(layer.group, "").startswith("layers"):
-                problems.append(Problem(source, f"layers[{i}].group", f"{layer.group!r} is a layer, not a group"))
+        for named in ([(f"groups[{i}]", g.name) for i, g in groups], [(f"layers[{i}]", lay.name) for i, lay in layers]):
+            seen: dict[str, str] = {}
+            for path, name in named:
+                if name in seen:
+                    problems.append(Problem(source, f"{path}.name", f"name {name!r} is already used by {seen[name]}; "
+                                                                    f"names must be unique"))
+                else:
+                    seen[name] = path
 
         # Top level: ungrouped layers and groups.  Groups with an index sit there; the rest
         # (ungrouped layers, groups at their first layer, then empty groups) fill the other slots in order.

@@ -198,8 +198,15 @@ def _semantic_problems(m: CityManifest, locator: "_LineLocator") -> list[Problem
                 add(("layers", i, "zones"), f"no layer named {spec.zones!r}; name the layer whose role is \"rain_zones\"")
             elif target.role != "rain_zones":
                 add(("layers", i, "zones"), f"layer {spec.zones!r} has role {target.role!r}; it must be \"rain_zones\"")
-        if spec.role == "rain" and spec.zones is None:
-            pass  # a single-column (uniform) rain series needs no zones
+        if spec.style is not None:
+            from twin.geo.style import parse_style
+
+            try:
+                parse_style(spec.style, source=src, where=f"layers[{i}].style")
+            except InputError as exc:
+                line = locator.line_of(("layers", i, "style"))
+                for p in exc.problems:
+                    problems.append(Problem(p.source, f"line {line}: {p.where}" if line else p.where, p.message))
     for role in SINGLE_ROLES:
         found = [i for i, s in enumerate(m.layers) if s.role == role]
         for i in found[1:]:

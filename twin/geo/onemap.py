@@ -24,6 +24,8 @@ from twin.geo.crs import WGS84, crs_label, parse_crs, utm_crs_for
 from twin.geo.layers import Layer, LayerTree
 from twin.geo.manifest import CityManifest, LayerSpec, read_manifest
 from twin.geo.raster import Grid, read_grid
+from twin.geo.role_styles import default_style
+from twin.geo.style import parse_style
 from twin.geo.validate import GeometryReport, check_geometries
 from twin.geo.vector import read_vector
 from twin.progress import Feedback
@@ -254,9 +256,9 @@ def _build_tree(manifest: CityManifest, crs: CRS, data: dict, reports: dict) -> 
                       crs=crs_label(crs), visible=spec.visible, opacity=spec.opacity,
                       group=spec.group or DEFAULT_GROUPS.get(spec.role, "Other"), metadata=meta)
         if spec.style:
-            from twin.geo.style import parse_style
-
-            layer.style = parse_style(spec.style)
+            layer.style = parse_style(spec.style, source=str(manifest.path), where=f"layer {spec.name!r}: style")
+        else:
+            layer.style = default_style(spec.role)
         layer.data = value
         tree.add(layer, group=layer.group)
     return tree
