@@ -27,6 +27,7 @@ DISPLAY_PACKAGES = [
     "libxcb-xinerama0", "libxcb-randr0", "libxcb-shape0", "libxcb-xkb1", "libxcb-cursor0",
     "libxkbcommon-x11-0", "libxkbcommon0", "libfontconfig1", "libdbus-1-3",
     "libgl1", "libegl1", "libgl1-mesa-dri", "libxrender1", "libxt6", "libxi6",
+    "fonts-wqy-microhei",  # Chinese land-class names
 ]
 
 

@@ -111,6 +111,24 @@ def _build_buildings(one_map: OneMap, dem: Grid | None) -> Buildings | None:
                            floor_area_per_resident_m2=city.floor_area_per_resident_m2)
 
 
+def _show_derived_buildings(one_map: OneMap, buildings: Buildings | None) -> None:
+    """Let the buildings layer show the derived table (heights, sources, residents).
+
+    With one buildings layer its rows are the City's buildings in the same
+    order, so a selection means the same buildings in the map, the 3D view
+    and the table.
+    """
+    specs = one_map.manifest.layers_with_role("buildings")
+    if buildings is None or len(specs) != 1:
+        return
+    name = specs[0].name
+    one_map.data[name] = buildings.frame
+    layer = one_map.tree.find(name)
+    if layer is not None:
+        layer.data = buildings.frame
+        layer.metadata = {**layer.metadata, "features": len(buildings.frame)}
+
+
 def _build_pois(one_map: OneMap) -> PointsOfInterest:
     layers = []
     for role in ("pois", "shelters"):
@@ -191,6 +209,7 @@ def load_city(source: str | Path | CityManifest, *, use_cache: bool = True, feed
     t = time.perf_counter()
     buildings = _build_buildings(one_map, dem)
     pois = _build_pois(one_map)
+    _show_derived_buildings(one_map, buildings)
     timings["buildings_pois"] = time.perf_counter() - t
     feedback.progress(88, "computing land-class areas")
     t = time.perf_counter()
@@ -212,8 +231,11 @@ def load_city(source: str | Path | CityManifest, *, use_cache: bool = True, feed
 def _write_cache(city: City, entry: CacheEntry) -> None:
     writer = entry.writer()
     try:
+        derived = city.buildings.frame if city.buildings is not None else None
         for spec in city.manifest.layers:
             value = city.one_map.data.get(spec.name)
+            if value is derived:
+                continue  # the buildings layer shows the derived table, cached once as "buildings"
             if isinstance(value, gpd.GeoDataFrame):
                 writer.write_frame(f"layer-{_safe(spec.name)}", value)
         if city.network is not None:
@@ -240,13 +262,17 @@ def _load_from_cache(manifest: CityManifest, entry: CacheEntry, feedback: Feedba
         name = f"layer-{_safe(spec.name)}"
         if (entry.path / f"{name}.parquet").exists():
             vector[spec.name] = entry.read_frame(name, crs)
-    one_map = load_one_map(manifest, feedback=feedback, vector_data=vector, crs=crs)
-    dem, landcover, zones = _grids(one_map)
-    network = RoadNetwork.load(entry.file("network.npz")) if entry.file("network.npz").exists() else None
     buildings = None
     if (entry.path / "buildings.parquet").exists():
         info = entry.read_json("buildings")
         buildings = Buildings(entry.read_frame("buildings", crs), info["residents_method"], info["notes"])
+        specs = manifest.layers_with_role("buildings")
+        if len(specs) == 1:
+            vector[specs[0].name] = buildings.frame
+    one_map = load_one_map(manifest, feedback=feedback, vector_data=vector, crs=crs)
+    _show_derived_buildings(one_map, buildings)
+    dem, landcover, zones = _grids(one_map)
+    network = RoadNetwork.load(entry.file("network.npz")) if entry.file("network.npz").exists() else None
     pois = PointsOfInterest(entry.read_frame("pois", crs))
     land = LandClassAreas.load(entry.file("land_classes")) if entry.file("land_classes").exists() else None
     rain = next((table for _, table in one_map.data_for_role("rain")), None)
