@@ -1,0 +1,186 @@
+"""The main window on the sample cities, under Xvfb: open, toggle, identify,
+select across views, scenes, bad files, screenshots."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pv = pytest.importorskip("pyvista")
+pv.global_theme.multi_samples = 0
+os.environ["TWIN_NO_DIALOGS"] = "1"
+
+from twin.ui.main_window import MainWindow  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(ROOT / ".twin-cache" / "tests"))
+    monkeypatch.setenv("TWIN_LOG_DIR", str(tmp_path / "log"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1400, 900)
+    w.show()
+    yield w
+    w.close()
+
+
+def _open(qtbot, window: MainWindow, path: Path | None = None) -> None:
+    with qtbot.waitSignal(window.ready, timeout=120_000):
+        window.open_path(path)
+
+
+def _row_of(window: MainWindow, name: str) -> int:
+    frame = window.city.buildings.frame
+    return int(np.flatnonzero(frame["name"].to_numpy() == name)[0])
+
+
+def test_opens_monaco_by_default_with_every_layer(qtbot, window: MainWindow) -> None:
+    _open(qtbot, window)
+    assert window.city.name == "Monaco"
+    names = [layer.name for layer in window.city.one_map.tree.layers]
+    assert set(names) == {"Points of interest", "Boundary", "Roads", "Buildings", "Water", "Natural", "Land use"}
+    assert "OpenStreetMap" in window.attribution_label.text()
+    assert window.scene3d is not None and "Buildings" in window.scene3d.meshes
+    assert window.resources.rows()["area_m2"].sum() == pytest.approx(window.city.land_classes.boundary_area_m2)
+
+
+def test_toggle_and_reorder_reach_both_views(qtbot, window: MainWindow) -> None:
+    _open(qtbot, window)
+    tree = window.city.one_map.tree
+    tree.find("Buildings").visible = False
+    assert not window.scene3d.actors["Buildings"].GetVisibility()
+    tree.find("Buildings").visible = True
+    assert window.scene3d.actors["Buildings"].GetVisibility()
+    tree.move("Land", 0, kind="group")
+    assert [layer.name for layer in tree.layers][0] in ("Natural", "Land use")
+
+
+def test_identify_a_known_building(qtbot, window: MainWindow) -> None:
+    _open(qtbot, window)
+    row = _row_of(window, "Le Millefiori")
+    geom = window.city.buildings.frame.geometry.iloc[row].representative_point()
+    window.map_canvas.zoom_to_extent(geom.x - 150, geom.y - 150, geom.x + 150, geom.y + 150)
+    found = window.map_canvas.identify_at(geom.x, geom.y, "Buildings")
+    assert found is not None and found[0] == "Buildings" and found[1] == row
+    window._show_identified(*found)
+    top = window.identify_tree.topLevelItem(0)
+    values = {top.child(i).text(0): top.child(i).text(1) for i in range(top.childCount())}
+    assert values["name"] == "Le Millefiori"
+    assert values["height_m"] == "111.00" and values["height_source"] == "height_tag"
+
+
+def test_selection_in_the_table_shows_in_both_views(qtbot, window: MainWindow) -> None:
+    _open(qtbot, window)
+    row = _row_of(window, "Le Millefiori")
+    before = window.scene3d.colours("Buildings").copy()
+    window.table.set_filter("Millefiori")
+    window.table.select_rows([0])
+    assert window.selection.layer == "Buildings" and list(window.selection.rows) == [row]
+    after = window.scene3d.colours("Buildings")
+    changed = np.flatnonzero((before != after).any(axis=1))
+    feature = window.scene3d.layers["Buildings"].feature
+    assert len(changed) > 0 and set(feature[changed]) == {row}
+    # The identify panel follows the selection too.
+    assert window.identify_tree.topLevelItem(0).text(0) == "Buildings"
+
+
+def test_pick_in_3d_selects_the_building(qtbot, window: MainWindow) -> None:
+    _open(qtbot, window)
+    row = _row_of(window, "Le Millefiori")
+    geom = window.city.buildings.frame.geometry.iloc[row].representative_point()
+    height = float(window.city.buildings.frame["height_m"].iloc[row])
+    plotter = window.plotter
+    plotter.camera_position = [(geom.x, geom.y, 2000.0), (geom.x, geom.y, 0.0), (0, 1, 0)]
+    plotter.renderer.ResetCameraClippingRange()
+    plotter.render()
+    renderer = plotter.renderer
+    renderer.SetWorldPoint(geom.x, geom.y, height, 1.0)
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    picked = window.pick_3d(int(round(x)), int(round(y)))
+    assert picked == ("Buildings", row)
+    assert list(window.selection.rows) == [row]
+
+
+def test_scene_save_and_restore(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    _open(qtbot, window)
+    tree = window.city.one_map.tree
+    tree.find("Roads").visible = False
+    tree.find("Buildings").opacity = 0.6
+    window.map_canvas.zoom_to_extent(372500, 4843500, 373500, 4844500)
+    path = window.save_scene(tmp_path / "mine.toml")
+    saved_camera = window.plotter.camera_position
+    _open(qtbot, window, ROOT / "gis_data" / "monaco")
+    assert window.city.one_map.tree.find("Roads").visible
+    _open(qtbot, window, path)
+    tree = window.city.one_map.tree
+    assert not tree.find("Roads").visible and tree.find("Buildings").opacity == pytest.approx(0.6)
+    extent = window.map_canvas.view_extent()
+    assert extent[0] <= 372500 + 1 and extent[2] >= 373500 - 1
+    np.testing.assert_allclose(window.plotter.camera_position[1], saved_camera[1], atol=1e-6)
+
+
+def test_sample_scenes_and_other_cities_open(qtbot, window: MainWindow) -> None:
+    for name in ("helsinki", "carlisle"):
+        _open(qtbot, window, ROOT / "scenes" / f"{name}.toml")
+        assert window.city.name.lower().startswith(name)
+        assert window.scene3d.meshes
+    assert window.city.dem is not None  # Carlisle: terrain in 3D
+
+
+def test_broken_city_gives_a_message_not_a_crash(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "city.toml").write_text('[city]\nname = "Broken"\n\n[[layers]]\nname = "x"\nrole = "roads"\nsource = "no.osm.pbf"\n')
+    with qtbot.waitSignal(window.failed, timeout=60_000) as blocker:
+        window.open_path(folder)
+    assert "no.osm.pbf" in blocker.args[0]
+    assert window.city is None
+
+
+def test_3d_render_shows_buildings_where_the_data_says(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    _open(qtbot, window)
+    row = _row_of(window, "Le Millefiori")
+    geom = window.city.buildings.frame.geometry.iloc[row].representative_point()
+    plotter = window.plotter
+    plotter.camera_position = [(geom.x, geom.y, 3000.0), (geom.x, geom.y, 0.0), (0, 1, 0)]
+    plotter.renderer.ResetCameraClippingRange()
+    renderer = plotter.renderer
+
+    def pixel_over_building() -> np.ndarray:
+        plotter.render()
+        image = plotter.screenshot(return_img=True)
+        renderer.SetWorldPoint(geom.x, geom.y, 111.0, 1.0)
+        renderer.WorldToDisplay()
+        x, y, _ = renderer.GetDisplayPoint()
+        return image[image.shape[0] - 1 - int(round(y)), int(round(x))].astype(int)
+
+    with_buildings = pixel_over_building()
+    window.city.one_map.tree.find("Buildings").visible = False
+    without = pixel_over_building()
+    window.city.one_map.tree.find("Buildings").visible = True
+    image = plotter.screenshot(return_img=True)
+    assert image.std() > 5  # not blank
+    assert np.abs(with_buildings - without).sum() > 30
+
+
+def test_screenshot_command(tmp_path: Path) -> None:
+    out = tmp_path / "app.png"
+    env = dict(os.environ, TWIN_CACHE_DIR=str(ROOT / ".twin-cache" / "tests"), TWIN_SKIP_BOOTSTRAP="1",
+               TWIN_LOG_DIR=str(tmp_path / "log"))
+    result = subprocess.run([sys.executable, str(ROOT / "app.py"), "--screenshot", str(out), "--size", "1200x800"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape[:2] == (800, 1200)
+    assert image.std() > 20
