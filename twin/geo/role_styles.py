@@ -25,8 +25,8 @@ POI_COLOURS = {
 def default_style(role: str) -> Style:
     """The style a layer of this role starts with."""
     if role == "buildings":
-        return GraduatedStyle(field="height_m", ramp="magma", reverse=True, method="quantile", n_classes=6,
-                              stroke="#5a4a3a", stroke_width=0.3)
+        return GraduatedStyle(field="height_m", ramp="heights", method="quantile", n_classes=6,
+                              stroke="#6b5a48", stroke_width=0.3)
     if role == "roads":
         return CategorisedStyle(field="highway", categories=ROAD_COLOURS, default="#cccccc", stroke="#8a8a8a",
                                 stroke_width=1.5)

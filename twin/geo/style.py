@@ -37,6 +37,8 @@ RAMPS: dict[str, tuple[str, ...]] = {
     # Elevation: sea blue, lowland green, upland yellow-brown, peaks white.
     "terrain": ("#333399", "#0888ee", "#00cc66", "#80e680", "#ffff99", "#bfad77", "#805c54", "#bfadaa",
                 "#ffffff"),
+    # Building heights: light sand for low buildings to deep brown for towers.
+    "heights": ("#f6eedf", "#ecd9b8", "#e0bf8d", "#d2a066", "#bf7f48", "#a05f34", "#7a4325"),
     # Qualitative ramps: colours are taken in turn, not interpolated.
     "tab10": ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
               "#bcbd22", "#17becf"),

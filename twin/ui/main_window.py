@@ -70,9 +70,10 @@ class MainWindow(QMainWindow):
             self.plotter.set_background("#dfe6ee", top="#a9bfd6")
             self.plotter.enable_anti_aliasing = None
             splitter.addWidget(self.plotter.interactor)
-            self.plotter.iren.add_observer("EndInteractionEvent", self._on_3d_camera_moved)
-            self.plotter.iren.add_observer("LeftButtonPressEvent", self._on_3d_press)
-            self.plotter.iren.add_observer("LeftButtonReleaseEvent", self._on_3d_release)
+            if self.plotter.iren is not None:  # None without a display server (offscreen Qt)
+                self.plotter.iren.add_observer("EndInteractionEvent", self._on_3d_camera_moved)
+                self.plotter.iren.add_observer("LeftButtonPressEvent", self._on_3d_press)
+                self.plotter.iren.add_observer("LeftButtonReleaseEvent", self._on_3d_release)
         splitter.setSizes([800, 800])
         self.splitter = splitter
         self.table = AttributeTable(self.selection)
