@@ -184,3 +184,51 @@ def test_screenshot_command(tmp_path: Path) -> None:
     image = np.asarray(Image.open(out).convert("RGB"))
     assert image.shape[:2] == (800, 1200)
     assert image.std() > 20
+
+
+def _box_cityjson(path: Path, x: float, y: float) -> None:
+    """One 20 m x 10 m x 30 m LOD1 building at (x, y) in EPSG:32632, as CityJSON 2.0."""
+    import json
+
+    ring = [(x, y), (x + 20, y), (x + 20, y + 10), (x, y + 10)]
+    vertices = [[int(round(px * 1000)), int(round(py * 1000)), int(z * 1000)] for z in (0, 30) for px, py in ring]
+    floor, roof = [3, 2, 1, 0], [4, 5, 6, 7]
+    walls = [[i, (i + 1) % 4, (i + 1) % 4 + 4, i + 4] for i in range(4)]
+    solid = {"type": "Solid", "lod": "1", "boundaries": [[[floor], [roof], *[[w] for w in walls]]]}
+    path.write_text(json.dumps({
+        "type": "CityJSON", "version": "2.0", "transform": {"scale": [0.001] * 3, "translate": [0, 0, 0]},
+        "metadata": {"referenceSystem": "https://www.opengis.net/def/crs/EPSG/0/32632"},
+        "CityObjects": {"tower": {"type": "Building", "geometry": [solid]}}, "vertices": vertices}))
+
+
+def test_add_every_kind_of_file(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    _open(qtbot, window)
+    one_map = window.city.one_map
+    before = {layer.name for layer in one_map.tree.layers}
+    schools = window.add_layer(ROOT / "gis_data" / "carlisle" / "schools.gpkg")
+    assert [layer.name for layer in schools] == ["schools"]
+    assert one_map.data["schools"].crs == window.city.crs and len(one_map.data["schools"]) == 30
+    osm = window.add_layer(ROOT / "gis_data" / "monaco" / "monaco.osm.pbf")
+    assert "Buildings (2)" in {layer.name for layer in osm}
+    raster = window.add_layer(ROOT / "gis_data" / "carlisle" / "rain_zones.tif")
+    assert raster and raster[0].kind == "raster"
+    cube = pv.Cube(x_length=40, y_length=40, z_length=60).translate((0, 0, 30))
+    cube.save(tmp_path / "kiosk.stl")
+    mesh = window.add_layer(tmp_path / "kiosk.stl")
+    assert mesh[0].kind == "mesh" and mesh[0].name in window.scene3d.actors
+    xmin, ymin, xmax, ymax = window.city.extent()
+    cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
+    assert window.scene3d.meshes[mesh[0].name].center[0] == pytest.approx(cx, abs=1.0)
+    _box_cityjson(tmp_path / "tower.city.json", cx, cy)
+    city_layers = window.add_layer(tmp_path / "tower.city.json")
+    kinds = sorted(layer.kind for layer in city_layers)
+    assert kinds == ["mesh", "vector"]
+    footprint = next(one_map.data[layer.name] for layer in city_layers if layer.kind == "vector")
+    assert footprint.geometry.iloc[0].area == pytest.approx(200.0, abs=1e-3)
+    assert float(footprint["height_m"].iloc[0]) == pytest.approx(30.0)
+    # A broken file is refused with a message and nothing is added.
+    (tmp_path / "broken.geojson").write_text("{not json")
+    count = len(list(one_map.tree.layers))
+    assert window.add_layer(tmp_path / "broken.geojson") == []
+    assert len(list(one_map.tree.layers)) == count
+    assert before < {layer.name for layer in one_map.tree.layers}

@@ -310,6 +310,8 @@ class CityScene:
 
     def _build_layer(self, layer: Layer) -> LayerMesh | None:
         data = layer.data
+        if layer.kind == "mesh" and isinstance(data, pv.DataSet):
+            return self._model_mesh(layer, data)
         if not isinstance(data, pd.DataFrame) or "geometry" not in data.columns or len(data) == 0:
             return None
         role = layer.role
@@ -351,6 +353,30 @@ class CityScene:
         lm.point_size = POINT_SIZE_PX if is_default_style(layer.style, layer.role) else float(layer.style.point_size)
         lm.base_rgba = self._row_colours(layer)[mesh.cell_data["feature"]]
         lm.style_key = self._style_key(layer)
+        return lm
+
+    def _model_mesh(self, layer: Layer, data: pv.DataSet) -> LayerMesh | None:
+        """A 3D model layer (OBJ, glTF, CityJSON surfaces...) already placed in the project CRS."""
+        mesh = data if isinstance(data, pv.PolyData) else data.extract_surface()
+        mesh = mesh.copy(deep=True)
+        if mesh.n_cells == 0:
+            return None
+        mesh.points[:, 2] *= self.z_scale
+        if "feature" not in mesh.cell_data:
+            mesh.cell_data["feature"] = np.zeros(mesh.n_cells, dtype=np.int32)
+        fill = getattr(layer.style, "fill", "#c8b89a") if layer.style is not None else "#c8b89a"
+        lm = LayerMesh(layer.name, layer.role, "surface", mesh, np.tile(_rgba(fill), (mesh.n_cells, 1)), layer=layer)
+        lm.style_key = self._style_key(layer)
+        return lm
+
+    def add_layer(self, layer: Layer, plotter: pv.Plotter | None = None) -> LayerMesh | None:
+        """Build and show one layer added after :meth:`build` (a file the user added)."""
+        lm = self._build_layer(layer)
+        if lm is None:
+            return None
+        self._add(lm)
+        if plotter is not None:
+            self._add_actor(plotter, lm)
         return lm
 
     def _building_rows(self, layer: Layer) -> tuple[pd.DataFrame, np.ndarray] | None:
@@ -596,26 +622,30 @@ class CityScene:
     def add_to_plotter(self, plotter: pv.Plotter) -> dict[str, Any]:
         """One actor per layer mesh, coloured by its ``RGBA`` array; hidden layers are added hidden."""
         self.actors = {}
-        for name, lm in self.layers.items():
-            if lm.mesh.n_cells == 0:
-                continue
-            kwargs: dict[str, Any] = {"scalars": "RGBA", "rgba": True, "name": name, "show_scalar_bar": False,
-                                      "reset_camera": False, "preference": "point" if lm.on_points else "cell"}
-            if lm.draw == "surface":
-                kwargs.update(ambient=0.3, diffuse=0.75, specular=0.0)
-            elif lm.draw == "flat":
-                kwargs.update(lighting=False)
-            elif lm.draw == "lines":
-                kwargs.update(lighting=False, line_width=lm.line_width)
-            elif lm.draw == "points":
-                kwargs.update(render_points_as_spheres=True, point_size=lm.point_size, ambient=0.3)
-            actor = plotter.add_mesh(lm.mesh, **kwargs)
-            if lm.draw == "flat" and lm.role not in ("dem", "ground"):
-                actor.mapper.SetResolveCoincidentTopologyToPolygonOffset()
-                actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(-1.0, -2.0)
-            self.actors[name] = actor
-            self._sync_actor(name)
+        for lm in self.layers.values():
+            self._add_actor(plotter, lm)
         return self.actors
+
+    def _add_actor(self, plotter: pv.Plotter, lm: LayerMesh) -> None:
+        """One actor for one layer mesh, drawn as its ``draw`` kind says."""
+        if lm.mesh.n_cells == 0:
+            return
+        kwargs: dict[str, Any] = {"scalars": "RGBA", "rgba": True, "name": lm.name, "show_scalar_bar": False,
+                                  "reset_camera": False, "preference": "point" if lm.on_points else "cell"}
+        if lm.draw == "surface":
+            kwargs.update(ambient=0.3, diffuse=0.75, specular=0.0)
+        elif lm.draw == "flat":
+            kwargs.update(lighting=False)
+        elif lm.draw == "lines":
+            kwargs.update(lighting=False, line_width=lm.line_width)
+        elif lm.draw == "points":
+            kwargs.update(render_points_as_spheres=True, point_size=lm.point_size, ambient=0.3)
+        actor = plotter.add_mesh(lm.mesh, **kwargs)
+        if lm.draw == "flat" and lm.role not in ("dem", "ground"):
+            actor.mapper.SetResolveCoincidentTopologyToPolygonOffset()
+            actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(-1.0, -2.0)
+        self.actors[lm.name] = actor
+        self._sync_actor(lm.name)
 
     def _sync_actor(self, name: str) -> None:
         lm, actor = self.layers[name], self.actors.get(name)
