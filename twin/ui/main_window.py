@@ -162,6 +162,9 @@ class MainWindow(QMainWindow):
         self.link_action = self._action("Link 2D and 3D", self._toggle_link, checkable=True)
         self.link_action.setChecked(True)
         view.addAction(self.link_action)
+        self.legend_action = self._action("Legend on the map", self.map_canvas.set_legend_visible, checkable=True)
+        self.legend_action.setChecked(True)
+        view.addAction(self.legend_action)
         view.addAction(self._action("Vertical exaggeration…", self._ask_z_scale))
         view.addAction(self._action("Full extent", self._full_extent, "Home"))
         for dock in (self.layers_dock, self.identify_dock):
@@ -283,6 +286,7 @@ class MainWindow(QMainWindow):
             self.map_canvas.set_current_layer(buildings.name)
             self.table.set_layer(buildings)
         self.attribution_label.setText(" · ".join(self._attributions()))
+        self.attribution_label.setToolTip("\n".join(self._attributions()))
         self._size_panes()
         tree = city.one_map.tree
         tree.changed.connect(self._on_tree_changed)

@@ -74,6 +74,7 @@ from twin.ui.map2d_render import (
 )
 
 TOOLS = ("pan", "zoom_box", "identify", "select_box")
+LEGEND_ENTRIES = 6  # classes shown per layer before "… n more"
 RGBA = tuple[int, int, int, int]
 def _colour(rgba: RGBA) -> QColor:
     return QColor(int(rgba[0]), int(rgba[1]), int(rgba[2]), int(rgba[3]))
@@ -544,8 +545,13 @@ class MapCanvas(QWidget):
             painter.drawRect(rect.adjusted(0.5, 0.5, -0.5, -0.5))
         painter.restore()
 
+    def set_legend_visible(self, visible: bool) -> None:
+        """Show or hide the legend drawn on the map (exports follow the same choice)."""
+        self.legend_visible = bool(visible)
+        self.update()
+
     def _draw_legend(self, painter: QPainter, view: View) -> None:
-        groups = self._legend_rows()
+        groups = self._legend_rows() if getattr(self, "legend_visible", True) else []
         if not groups:
             return
         font = QFont(self.font())
@@ -562,9 +568,9 @@ class MapCanvas(QWidget):
                 rows.append(("single", name, entries[0]))
             else:
                 rows.append(("title", name, None))
-                rows.extend(("entry", e.label, e) for e in entries[:8])
-                if len(entries) > 8:
-                    rows.append(("more", f"… {len(entries) - 8} more", None))
+                rows.extend(("entry", e.label, e) for e in entries[:LEGEND_ENTRIES])
+                if len(entries) > LEGEND_ENTRIES:
+                    rows.append(("more", f"… {len(entries) - LEGEND_ENTRIES} more", None))
         limit = max(int((view.height - 120) / line_h), 3)
         if len(rows) > limit:
             rows = rows[:limit - 1] + [("more", "…", None)]
