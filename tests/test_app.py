@@ -232,3 +232,25 @@ def test_add_every_kind_of_file(qtbot, window: MainWindow, tmp_path: Path) -> No
     assert window.add_layer(tmp_path / "broken.geojson") == []
     assert len(list(one_map.tree.layers)) == count
     assert before < {layer.name for layer in one_map.tree.layers}
+
+
+def test_cancel_leaves_the_window_as_it_was(qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "fresh-cache"))  # a real (slow) first load
+    with qtbot.waitSignal(window.failed, timeout=60_000) as blocker:
+        window.open_path(ROOT / "gis_data" / "monaco")
+        window.cancel_job()
+    assert blocker.args == ["cancelled"]
+    assert window.city is None and not window.progress.isVisible()
+
+
+def test_drop_a_file_adds_it(qtbot, window: MainWindow) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    _open(qtbot, window)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(ROOT / "gis_data" / "carlisle" / "inflows.geojson"))])
+    event = QDropEvent(QPointF(100, 100), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.city.one_map.tree.find("inflows") is not None
