@@ -154,6 +154,47 @@ def save_views(cities: list[str], folder: Path) -> None:
         plotter.close()
 
 
+def open_times(cities: list[str]) -> None:
+    """Seconds from File > Open to a window showing the city in both views, and
+    the whole `app.py --screenshot` run (Python start and imports included)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from PySide6.QtWidgets import QApplication
+
+    from twin.ui.main_window import MainWindow
+
+    os.environ["TWIN_NO_DIALOGS"] = "1"
+    app = QApplication.instance() or QApplication([])
+    print(f"{'city':<10} {'open, no cache s':>17} {'open, cached s':>15} {'app.py start to PNG s':>22}")
+    for name in cities:
+        times = []
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["TWIN_CACHE_DIR"] = cache
+            for _ in range(2):
+                window = MainWindow()
+                window.resize(*WINDOW)
+                window.show()
+                done = []
+                window.ready.connect(lambda: done.append(time.perf_counter()))
+                t = time.perf_counter()
+                window.open_path(ROOT / "gis_data" / name)
+                while not done:
+                    app.processEvents()
+                    time.sleep(0.002)
+                times.append(done[0] - t)
+                window.close()
+            with tempfile.TemporaryDirectory() as out:
+                t = time.perf_counter()
+                subprocess.run([sys.executable, str(ROOT / "app.py"), str(ROOT / "gis_data" / name), "--screenshot",
+                                str(Path(out) / "x.png")], check=True, capture_output=True,
+                               env=dict(os.environ, TWIN_SKIP_BOOTSTRAP="1"))
+                whole = time.perf_counter() - t
+        print(f"{name:<10} {times[0]:17.2f} {times[1]:15.2f} {whole:22.2f}")
+
+
 def main() -> None:
     import pyvista as pv
 
@@ -162,10 +203,14 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=100_000, help="buildings in the synthetic city (0: skip)")
     parser.add_argument("--shots", type=Path, default=None,
                         help="only save the default oblique view of each city as DIR/scene_<city>.png")
+    parser.add_argument("--open", action="store_true", help="only time opening each city in the window")
     args = parser.parse_args()
     pv.global_theme.multi_samples = 0
     if args.shots is not None:
         save_views(args.cities, args.shots)
+        return
+    if args.open:
+        open_times(args.cities)
         return
     print(f"window {WINDOW[0]}x{WINDOW[1]}, {FRAMES} frames per view; times: build s, frame ms")
     print(f"{'city':<22} {'buildings':>9} {'cells':>11} {'build_s':>8} {'frame_ms':>9} "

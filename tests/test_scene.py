@@ -28,7 +28,6 @@ from twin.scene.meshes import (
 from twin.geo.style import GraduatedStyle, parse_colour
 
 pv.global_theme.multi_samples = 0
-pv.OFF_SCREEN = True
 WINDOW = (800, 600)
 
 
