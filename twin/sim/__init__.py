@@ -1,0 +1,1 @@
+"""Simulation framework: scenarios, plans, models, runs, results and comparison (no Qt)."""
