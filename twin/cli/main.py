@@ -26,12 +26,14 @@ def _log_path() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from twin.cli import city_cmd
+    from twin.cli import city_cmd, compare_cmd, run_cmd
 
     parser = argparse.ArgumentParser(prog="twin", description="Twin: urban digital twin for emergency plans.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     city_cmd.register(commands)
+    run_cmd.register(commands)
+    compare_cmd.register(commands)
     return parser
 
 
