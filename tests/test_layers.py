@@ -207,7 +207,7 @@ def test_toml_write_is_atomic(tmp_path, monkeypatch):
     def fail(*_):
         raise OSError("disk full")
 
-    monkeypatch.setattr("twin.geo.layers.os.replace", fail)
+    monkeypatch.setattr("twin.fileio.os.replace", fail)
     tree = make_tree()
     tree.find("Roads").visible = False
     with pytest.raises(OSError):

@@ -11,9 +11,6 @@ data) round-trips through TOML.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import tomllib
 from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
@@ -25,6 +22,7 @@ import tomli_w
 from psygnal import EventedModel, Signal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from twin.fileio import atomic_write, read_toml
 from twin.errors import InputError, Problem
 from twin.geo.style import SingleStyle, Style, colours_for, style_to_dict, validation_problems
 
@@ -520,27 +518,13 @@ class LayerTree:
         """Save the tree's state (not the data); the file is replaced in one step, never half-written."""
         path = Path(path)
         text = tomli_w.dumps(self.to_dict())
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as fh:
+            fh.write(text)
 
     @classmethod
     def from_toml(cls, path: str | PathLike[str]) -> "LayerTree":
         """Read a tree saved by :meth:`to_toml`; one InputError lists every problem."""
-        path = Path(path)
-        if not path.exists():
-            raise InputError(Problem(str(path), "", "file not found"))
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(Problem(str(path), "", f"not valid TOML: {exc}")) from None
+        data = read_toml(path)
         return cls.from_dict(data, source=str(path))
 
     def __repr__(self) -> str:

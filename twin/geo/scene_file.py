@@ -9,7 +9,6 @@ scenes through this module, and so can scripts.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import tomli_w
 
 from twin.errors import InputError, Problem
+from twin.fileio import atomic_write, read_toml
 from twin.geo.layers import LayerTree
 from twin.geo.style import parse_style
 
@@ -68,10 +68,8 @@ def save_scene(scene: Scene, path: str | Path) -> Path:
     tree = dict(scene.tree)
     tree["layers"] = [{k: v for k, v in record.items() if k != "source"} for record in scene.tree.get("layers", [])]
     data["tree"] = _drop_none(tree)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(path, binary=True) as fh:
         tomli_w.dump(data, fh)
-    os.replace(tmp, path)
     return path
 
 
@@ -102,12 +100,7 @@ def _read_bookmark(raw: Any, where: str, source: str, problems: list[Problem]) -
 def read_scene(path: str | Path) -> Scene:
     """Read a scene file, listing every problem at once."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(Problem(str(path), "", "scene file not found"))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(Problem(str(path), "", f"not valid TOML: {exc}")) from None
+    data = read_toml(path, what="scene file")
     source = str(path)
     problems: list[Problem] = []
     head = data.get("scene")

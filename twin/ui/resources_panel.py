@@ -10,7 +10,6 @@ once), and a CSV export of what is shown.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from twin.fileio import atomic_write
 from twin.geo.landclass import UNCLASSIFIED, UNCLASSIFIED_COLOR, LandClassAreas, load_land_classes
 
 #: Area units offered, with their size in square metres and the decimals shown.
@@ -193,16 +193,8 @@ def _save_dialog(parent: QWidget, suggestion: str) -> str | None:
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a CSV in one step (a temporary file renamed over the target); UTF-8 with BOM for spreadsheets."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as f:
-            frame.to_csv(f, index=False, lineterminator="\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, encoding="utf-8-sig", newline="") as fh:
+        frame.to_csv(fh, index=False, lineterminator="\n")
     return path
 
 
