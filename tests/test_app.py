@@ -254,3 +254,32 @@ def test_drop_a_file_adds_it(qtbot, window: MainWindow) -> None:
                        Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
     assert window.city.one_map.tree.find("inflows") is not None
+
+
+def test_sun_position_lights_walls_facing_it(qtbot, window: MainWindow) -> None:
+    """A wall facing the sun is brighter than one facing away; moving the sun swaps them."""
+    _open(qtbot, window)
+    row = _row_of(window, "Le Millefiori")
+    geom = window.city.buildings.frame.geometry.iloc[row]
+    cx, cy = geom.centroid.x, geom.centroid.y
+    plotter = window.plotter
+    renderer = plotter.renderer
+
+    def wall_pixel() -> float:
+        """Brightness of the building's south wall, seen from the south."""
+        plotter.camera_position = [(cx, cy - 900.0, 120.0), (cx, cy, 60.0), (0, 0, 1)]
+        renderer.ResetCameraClippingRange()
+        plotter.render()
+        image = plotter.screenshot(return_img=True).astype(float)
+        renderer.SetWorldPoint(cx, cy, 55.0, 1.0)
+        renderer.WorldToDisplay()
+        x, y, _ = renderer.GetDisplayPoint()
+        return float(image[image.shape[0] - 1 - int(round(y)), int(round(x))].sum())
+
+    window.set_sun(180.0, 30.0)  # sun in the south: the south face (seen by the camera) is lit
+    lit = wall_pixel()
+    window.set_sun(0.0, 30.0)  # sun in the north: the same face is in shade
+    shade = wall_pixel()
+    assert lit > shade + 30
+    with pytest.raises(ValueError):
+        window.set_sun(90.0, -5.0)

@@ -717,3 +717,37 @@ def _append(meshes: list[pv.PolyData]) -> pv.PolyData:
         append.AddInputData(mesh)
     append.Update()
     return pv.wrap(append.GetOutput())
+
+
+def sun_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+    """Unit vector pointing from the ground towards the sun.
+
+    Azimuth is clockwise from north (the project CRS's y axis), elevation above
+    the horizon; e.g. (135, 35) is a mid-morning sun in the south-east.
+    """
+    az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
+    return np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
+
+
+def set_sun(plotter: pv.Plotter, scene: "CityScene", azimuth_deg: float, elevation_deg: float, *,
+            shadows: bool = False) -> pv.Light:
+    """Light the scene with one directional sun (plus a soft fill), optionally casting shadows.
+
+    Shadows use VTK's shadow-map pass; on a software renderer they cost a lot
+    of frame time, so they are off unless asked for.
+    """
+    if not 0.0 < elevation_deg <= 90.0:
+        raise ValueError("the sun's elevation must be in (0, 90] degrees")
+    focal = np.array(scene.focus_point())
+    xmin, ymin, xmax, ymax = scene.city.extent()
+    distance = 4.0 * max(xmax - xmin, ymax - ymin, 1.0)
+    sun = pv.Light(position=tuple(focal + distance * sun_direction(azimuth_deg, elevation_deg)),
+                   focal_point=tuple(focal), light_type="scene light", intensity=0.85)
+    sun.positional = False
+    fill = pv.Light(light_type="headlight", intensity=0.25)
+    plotter.remove_all_lights()
+    plotter.add_light(sun)
+    plotter.add_light(fill)
+    if shadows:
+        plotter.enable_shadows()
+    return sun

@@ -58,6 +58,7 @@ class MainWindow(QMainWindow):
         self._syncing_views = False
         self._pending_scene: Scene | None = None
         self.notes: list[str] = []
+        self.sun = (135.0, 35.0)
 
         self.map_canvas = MapCanvas(None, self.selection)
         self.plotter = None
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
         self.legend_action.setChecked(True)
         view.addAction(self.legend_action)
         view.addAction(self._action("Vertical exaggeration…", self._ask_z_scale))
+        view.addAction(self._action("Sun position…", self._ask_sun))
         view.addAction(self._action("Full extent", self._full_extent, "Home"))
         for dock in (self.layers_dock, self.identify_dock):
             view.addAction(dock.toggleViewAction())
@@ -327,6 +329,7 @@ class MainWindow(QMainWindow):
             plotter.renderer.ResetCameraClippingRange()
         else:
             scene3d.reset_camera(plotter)
+        self.set_sun(*self.sun)
         self._pending_scene = None
         plotter.render()
         self.map_canvas.update()
@@ -544,6 +547,32 @@ class MainWindow(QMainWindow):
             self.plotter.renderer.ResetCameraClippingRange()
             self.plotter.render()
             self._on_3d_camera_moved()
+
+    def _ask_sun(self) -> None:
+        if self.scene3d is None:
+            return
+        text, ok = QInputDialog.getText(self, "Sun position",
+                                        "Azimuth (° from north), elevation (°), shadows (yes/no):",
+                                        text=f"{self.sun[0]:g}, {self.sun[1]:g}, no")
+        if not ok:
+            return
+        try:
+            parts = [p.strip() for p in text.split(",")]
+            azimuth, elevation = float(parts[0]), float(parts[1])
+            shadows = len(parts) > 2 and parts[2].lower() in ("yes", "y", "true", "1")
+            self.set_sun(azimuth, elevation, shadows=shadows)
+        except (ValueError, IndexError) as exc:
+            self.show_error("Sun position", f"{text!r}: {exc}; expected e.g. 135, 35, no")
+
+    def set_sun(self, azimuth_deg: float, elevation_deg: float, *, shadows: bool = False) -> None:
+        """Light the 3D view with the sun at this azimuth and elevation."""
+        from twin.scene.city_scene import set_sun
+
+        if self.scene3d is None or self.plotter is None:
+            return
+        set_sun(self.plotter, self.scene3d, azimuth_deg, elevation_deg, shadows=shadows)
+        self.sun = (azimuth_deg, elevation_deg)
+        self.plotter.render()
 
     def _ask_z_scale(self) -> None:
         value, ok = QInputDialog.getDouble(self, "Vertical exaggeration", "Factor:", self.z_scale, 0.1, 20.0, 1)
