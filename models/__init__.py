@@ -1,0 +1,1 @@
+"""Hazard models run by Twin scenarios (flood, ...)."""

@@ -1,0 +1,1 @@
+"""Urban flood model: a local inertial shallow-water solver with its boundaries and sources."""
