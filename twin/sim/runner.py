@@ -46,7 +46,7 @@ class RunCancelled(Cancelled):
 
     def __init__(self, executed: int, kept: int, remaining: int, out: Path) -> None:
         self.executed, self.kept, self.remaining, self.out = executed, kept, remaining, out
-        super().__init__(f"interrupted: {executed} run(s) finished in this session, {kept} complete in {out}, "
+        super().__init__(f"interrupted: {executed} run(s) finished by this command, {kept} complete in {out}, "
                          f"{remaining} still to do (run the same command again to resume)")
 
 
