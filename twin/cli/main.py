@@ -26,7 +26,7 @@ def _log_path() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from twin.cli import city_cmd, compare_cmd, run_cmd
+    from twin.cli import city_cmd, compare_cmd, flood_cmd, run_cmd
 
     parser = argparse.ArgumentParser(prog="twin", description="Twin: urban digital twin for emergency plans.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     city_cmd.register(commands)
     run_cmd.register(commands)
     compare_cmd.register(commands)
+    flood_cmd.register(commands)
     return parser
 
 

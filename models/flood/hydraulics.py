@@ -1,0 +1,924 @@
+"""2D local inertial shallow-water solver on a regular grid (Bates et al. 2010, LISFLOOD-FP).
+
+State: depth ``h`` (m, float64) at cell centres, unit discharge ``qx`` (m2/s)
+on the faces between columns (rows x cols+1) and ``qy`` on the faces between
+rows (rows+1 x cols).  Positive ``qx`` flows towards higher column numbers
+(east), positive ``qy`` towards higher row numbers (south, row 0 is north).
+
+One step of length dt (s):
+
+1. Face update, semi-implicit Manning friction, with the q-centred blend of
+   de Almeida et al. (2012) when ``theta < 1``::
+
+       h_flow = max(eta_a, eta_b) - max(z_a, z_b)
+       q_new  = (theta q + (1-theta)/2 (q_prev + q_next) - g h_flow dt d(eta)/dx)
+                / (1 + g dt n^2 |q| / h_flow^(7/3))
+
+   and q = 0 where h_flow <= h_min_m.  n on a face is the mean of its cells' n.
+2. Wet/dry limiter: a cell may not send out more than it holds.  Its outgoing
+   face fluxes are scaled by ``min(1, h / outflow)``; each face is scaled by
+   the factor of the cell it drains (its donor), so what leaves one cell
+   enters the next: the limiter conserves mass.
+3. Continuity ``h += dt (q_in - q_out)/dx + ...``, then sources (m/s): gains
+   are added, sinks take at most what the cell holds (the rest is reported as
+   capped), round-off negatives are set to zero and the water this adds is
+   counted in the balance.
+4. Inflow hydrographs and held levels (``boundaries``), then extrema trackers.
+
+dt = alpha min(dx, dy) / sqrt(g h_max), capped by ``max_dt_s`` and by report
+and end times so that those are hit exactly.
+
+Walls (NaN bed, obstacles) carry a huge bed level inside the kernels, so that
+``h_flow`` is zero on every face touching them: no flow, no storage.  Depth is
+float64 so that the balance closes to round-off on closed domains; discharge
+is float32 by default (``dtype``).  Each limited face flux is rounded to the
+storage type once and used by both cells, so the rounding does not leak mass.
+
+The two compiled passes loop over blocks of rows in parallel; inside a block
+rows run in order.  Faces on the seam between two blocks are copied before the
+in-place updates, so that no block reads a value another block is rewriting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
+
+from models.flood.boundaries import (
+    DischargeInflow,
+    Edges,
+    LevelBoundary,
+    add_inflows,
+    free_outflow_q,
+    hold_levels,
+    place,
+)
+
+G_MPS2 = 9.81
+WALL_Z_M = 1.0e30
+_WALL_TEST_M = 1.0e29
+_TINY = 1e-300
+_SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
+_N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
+
+SourceRate = Callable[[float], "float | np.ndarray"]
+
+
+# --------------------------------------------------------------------------------------
+# Grid, state and balance
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class FloodGrid:
+    """Bed, cell size and roughness of the flood domain.
+
+    ``z_m`` is the bed (m), NaN outside the domain; ``obstacles`` (bool) marks
+    cells that are walls too (buildings).  ``manning_n`` (s/m^(1/3)) is a
+    scalar or one value per cell.
+    """
+
+    z_m: np.ndarray
+    dx_m: float
+    dy_m: float | None = None
+    manning_n: float | np.ndarray = 0.03
+    obstacles: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        z = np.asarray(self.z_m, dtype=np.float64)
+        if z.ndim != 2 or min(z.shape) < 1:
+            raise ValueError(f"bed must be a 2D array, got shape {z.shape}")
+        self.dy_m = self.dx_m if self.dy_m is None else self.dy_m
+        if not (self.dx_m > 0 and self.dy_m > 0):
+            raise ValueError(f"cell size must be positive, got {self.dx_m} x {self.dy_m} m")
+        active = np.isfinite(z)
+        if self.obstacles is not None:
+            obstacles = np.asarray(self.obstacles, dtype=bool)
+            if obstacles.shape != z.shape:
+                raise ValueError(f"obstacle mask has shape {obstacles.shape}, the bed {z.shape}")
+            active &= ~obstacles
+        n = np.asarray(self.manning_n, dtype=np.float64)
+        if n.ndim not in (0, 2) or (n.ndim == 2 and n.shape != z.shape):
+            raise ValueError(f"manning_n must be a scalar or an array of shape {z.shape}")
+        bad_n = ~np.isfinite(n) | (n < 0)
+        if np.any(bad_n if n.ndim == 0 else bad_n & active):
+            raise ValueError("manning_n must be finite and >= 0 on every open cell")
+        self.z_m = z
+        self.manning_n = float(n) if n.ndim == 0 else np.where(active, n, 0.0)
+        self.active = active
+
+    @classmethod
+    def from_grid(cls, grid, *, manning_n: float | np.ndarray = 0.03,
+                  obstacles: np.ndarray | None = None) -> FloodGrid:
+        """A flood domain on a :class:`twin.geo.raster.Grid` DEM (NaN cells outside)."""
+        dx, dy = grid.cell_size
+        return cls(np.asarray(grid.values, dtype=np.float64), dx, dy, manning_n, obstacles)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.z_m.shape  # type: ignore[return-value]
+
+    @property
+    def cell_area_m2(self) -> float:
+        return float(self.dx_m * self.dy_m)
+
+    def kernel_bed(self) -> np.ndarray:
+        """Bed with walls raised to a huge level (what the kernels read)."""
+        return np.where(self.active, self.z_m, WALL_Z_M)
+
+    def face_friction(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """g n^2 on x and y faces (n = mean of the two cells; edges take their cell), or None if uniform."""
+        if np.ndim(self.manning_n) == 0:
+            return None
+        n = self.manning_n
+        nx = np.empty((n.shape[0], n.shape[1] + 1))
+        nx[:, 1:-1] = 0.5 * (n[:, 1:] + n[:, :-1])
+        nx[:, 0], nx[:, -1] = n[:, 0], n[:, -1]
+        ny = np.empty((n.shape[0] + 1, n.shape[1]))
+        ny[1:-1] = 0.5 * (n[1:] + n[:-1])
+        ny[0], ny[-1] = n[0], n[-1]
+        return G_MPS2 * nx**2, G_MPS2 * ny**2
+
+
+@dataclass
+class FloodState:
+    """Depth (m) at cells, unit discharges (m2/s) on faces, time (s)."""
+
+    h: np.ndarray
+    qx: np.ndarray
+    qy: np.ndarray
+    t_s: float
+
+
+@dataclass(frozen=True)
+class MassBalance:
+    """Water volumes (m3) since the start of the run.
+
+    ``clamp_added_m3`` is water added when round-off negatives were set to zero;
+    ``sink_capped_m3`` is sink demand that found no water (not removed).
+    """
+
+    t_s: float
+    initial_storage_m3: float
+    storage_m3: float
+    source_in_m3: float
+    inflow_m3: float
+    level_in_m3: float
+    clamp_added_m3: float
+    sink_out_m3: float
+    sink_capped_m3: float
+    edge_outflow_m3: float
+    level_out_m3: float
+
+    @property
+    def total_in_m3(self) -> float:
+        return self.source_in_m3 + self.inflow_m3 + self.level_in_m3 + self.clamp_added_m3
+
+    @property
+    def total_out_m3(self) -> float:
+        return self.sink_out_m3 + self.edge_outflow_m3 + self.level_out_m3
+
+    @property
+    def storage_change_m3(self) -> float:
+        return self.storage_m3 - self.initial_storage_m3
+
+    @property
+    def error_m3(self) -> float:
+        return self.storage_change_m3 - (self.total_in_m3 - self.total_out_m3)
+
+    @property
+    def relative_error(self) -> float:
+        """|storage change - (in - out)| / (total in + storage), storage being the larger of now and at start.
+
+        Taking the larger storage keeps the measure meaningful when a domain
+        drains empty (storage now 0, nothing flowed in).
+        """
+        scale = self.total_in_m3 + max(abs(self.storage_m3), self.initial_storage_m3)
+        return abs(self.error_m3) / max(scale, _TINY)
+
+
+def coarsen(values: np.ndarray, factor: int) -> np.ndarray:
+    """Block mean over ``factor`` x ``factor`` cells, ignoring NaN; all-NaN blocks stay NaN.
+
+    Edge blocks that are cut by the grid border average the cells they have.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f"coarsening factor must be a positive integer, got {factor!r}")
+    factor = int(factor)
+    v = np.asarray(values, dtype=np.float64)
+    rows, cols = v.shape
+    out_r, out_c = -(-rows // factor), -(-cols // factor)
+    padded = np.full((out_r * factor, out_c * factor), np.nan)
+    padded[:rows, :cols] = v
+    blocks = padded.reshape(out_r, factor, out_c, factor)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(1, 3))
+    total = np.where(valid, blocks, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+# --------------------------------------------------------------------------------------
+# Compiled kernels
+# --------------------------------------------------------------------------------------
+
+_JIT = dict(cache=True, error_model="numpy", fastmath=False)
+_F32_ONE = np.float32(1.0)
+_MARGIN32 = np.float32(_SHARE_MARGIN)
+
+
+@intrinsic
+def _f32_bits(typingctx, x):
+    """Bits of a float32 as int32 (a reinterpretation, not a conversion)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _bits_f32(typingctx, i):
+    """The float32 whose bits are the int32 ``i``."""
+    if i != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@njit(inline="always", **_JIT)
+def _inv_cbrt32(x):
+    """x^(-1/3) in float32 for x > 0, without calls (so that loops vectorise).
+
+    A bit-level guess (within a few %) and three division-free Newton steps,
+    each squaring the relative error: float32 round-off at the end.
+    """
+    bits = _f32_bits(x)
+    guess = np.int32(np.int32(0x54A2FA8D) - np.int32(np.float32(bits) * np.float32(1.0 / 3.0)))
+    r = _bits_f32(guess)
+    for _ in range(3):
+        r = r * (np.float32(4.0) - x * (r * r * r)) * np.float32(1.0 / 3.0)
+    return r
+
+
+@njit(inline="always", **_JIT)
+def _friction32(h_flow, gdt_n2):
+    """g dt n^2 / h_flow^(7/3) (s/m2, float32): semi-implicit friction per unit |q|."""
+    r = _inv_cbrt32(h_flow)
+    r2 = r * r
+    return gdt_n2 * (r2 * r2 * r2 * r)
+
+
+@njit(inline="always", **_JIT)
+def _face_num(q, q_prev, q_next, eta_a, eta_b, z_a, z_b, w_self, w_side, g_dt, inv_d):
+    """Flow depth and friction-free numerator (float64) of the face update a -> b."""
+    h_flow = max(eta_a, eta_b) - max(z_a, z_b)
+    blend = w_self * q + w_side * (q_prev + q_next)
+    return h_flow, blend - g_dt * h_flow * (eta_b - eta_a) * inv_d
+
+
+@njit(inline="always", **_JIT)
+def _face_q(q_old, h_flow, num, gdt_n2, h_min):
+    """Unit discharge (m2/s) after friction; zero on faces not deeper than ``h_min``."""
+    den = _F32_ONE + _friction32(max(h_flow, h_min), gdt_n2) * abs(np.float32(q_old))
+    return num / den if h_flow > h_min else np.float32(0.0)
+
+
+@njit(inline="always", **_JIT)
+def _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, which, r, c,
+            g_dt, dt, inv_dx, inv_dy, h_min):
+    """New unit discharge on one edge face (0 if that edge is closed)."""
+    rows, cols = h.shape
+    if which == 0:  # north: face qy[0, c] drains cell (0, c) towards -row
+        ia, ja, sign, inv_d, has_j = (0, c), (1, c), -1.0, inv_dy, rows > 1
+        q_old, n2 = qy[0, c], (gn2_y[0, c] if per_face_n else gn2)
+    elif which == 1:  # south: face qy[rows, c]
+        ia, ja, sign, inv_d, has_j = (rows - 1, c), (rows - 2, c), 1.0, inv_dy, rows > 1
+        q_old, n2 = qy[rows, c], (gn2_y[rows, c] if per_face_n else gn2)
+    elif which == 2:  # west: face qx[r, 0]
+        ia, ja, sign, inv_d, has_j = (r, 0), (r, 1), -1.0, inv_dx, cols > 1
+        q_old, n2 = qx[r, 0], (gn2_x[r, 0] if per_face_n else gn2)
+    else:  # east: face qx[r, cols]
+        ia, ja, sign, inv_d, has_j = (r, cols - 1), (r, cols - 2), 1.0, inv_dx, cols > 1
+        q_old, n2 = qx[r, cols], (gn2_x[r, cols] if per_face_n else gn2)
+    if open_edges[which] == 0:
+        return 0.0
+    depth = h[ia]
+    if z[ia] > _WALL_TEST_M or depth <= h_min:
+        return 0.0
+    if edge_slope >= 0.0:
+        slope = edge_slope
+    elif has_j and z[ja] < _WALL_TEST_M:
+        slope = max((z[ja] + h[ja]) - (z[ia] + depth), 0.0) * inv_d
+    else:
+        slope = 0.0
+    friction = _friction32(np.float32(depth), np.float32(dt * n2))
+    return sign * free_outflow_q(sign * q_old, depth, slope, g_dt, friction, h_min)
+
+
+@njit(inline="always", **_JIT)
+def _drain_factor(hr, qxr, q_top, q_bot, fr, dt_dx, dt_dy):
+    """Share of its outgoing fluxes each cell of a row can supply (1 = all).
+
+    float32 with a margin of 2^-20, larger than the float32 round-off of the
+    outflow, the share and the limited fluxes, so no cell gives more than it holds.
+    """
+    zero, dt_dx32, dt_dy32 = np.float32(0.0), np.float32(dt_dx), np.float32(dt_dy)
+    for c in range(hr.size):
+        out = (max(-np.float32(qxr[c]), zero) + max(np.float32(qxr[c + 1]), zero)) * dt_dx32 + (
+            max(-np.float32(q_top[c]), zero) + max(np.float32(q_bot[c]), zero)) * dt_dy32
+        h32 = np.float32(hr[c])
+        fr[c] = _F32_ONE if out <= h32 * _MARGIN32 else (h32 / out) * _MARGIN32
+
+
+@njit(parallel=True, **_JIT)
+def _fluxes(z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+            starts, seam_old, f, row_max, dt, dx, dy, h_min, theta):
+    """Pass 1: new face discharges (in place) and drain factors of all but block-first rows."""
+    for b in prange(starts.size - 1):
+        _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                    starts, seam_old, f, row_max, dt, dx, dy, h_min, theta)
+
+
+@njit(**_JIT)
+def _x_faces(zr, hr, qxr, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt,
+             inv_dx, depth, num):
+    """New discharges (in place) on the inner faces between the columns of one row.
+
+    Two loops: float64 water levels and slope, then float32 friction and
+    division, so that both vectorise at their full width.
+    """
+    cols = hr.size
+    if centred:
+        for c in range(1, cols):
+            hf, nm = _face_num(np.float64(qxr[c]), np.float64(qxr[c - 1]), np.float64(qxr[c + 1]),
+                               zr[c - 1] + hr[c - 1], zr[c] + hr[c], zr[c - 1], zr[c],
+                               w_self, w_side, g_dt, inv_dx)
+            depth[c] = hf
+            num[c] = nm
+    else:
+        for c in range(1, cols):
+            hf, nm = _face_num(np.float64(qxr[c]), 0.0, 0.0, zr[c - 1] + hr[c - 1], zr[c] + hr[c],
+                               zr[c - 1], zr[c], 1.0, 0.0, g_dt, inv_dx)
+            depth[c] = hf
+            num[c] = nm
+    if per_face_n:
+        for c in range(1, cols):
+            qxr[c] = _face_q(qxr[c], depth[c], num[c], dt32 * nr[c], h_min32)
+    else:
+        for c in range(1, cols):
+            qxr[c] = _face_q(qxr[c], depth[c], num[c], gdt_n2, h_min32)
+
+
+@njit(**_JIT)
+def _y_faces(zr, hr, zk, hk, qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred, prev_old, nxt,
+             w_self, w_side, g_dt, inv_dy, depth, num):
+    """New discharges (in place) on the faces between row r (``zr``, ``hr``) and the row below.
+
+    ``prev_old`` and ``nxt`` are the old discharges on the face rows above and
+    below (read only when ``centred``).
+    """
+    cols = hr.size
+    if centred:
+        for c in range(cols):
+            hf, nm = _face_num(np.float64(qk[c]), prev_old[c], np.float64(nxt[c]),
+                               zr[c] + hr[c], zk[c] + hk[c], zr[c], zk[c], w_self, w_side, g_dt, inv_dy)
+            depth[c] = hf
+            num[c] = nm
+    else:
+        for c in range(cols):
+            hf, nm = _face_num(np.float64(qk[c]), 0.0, 0.0, zr[c] + hr[c], zk[c] + hk[c],
+                               zr[c], zk[c], 1.0, 0.0, g_dt, inv_dy)
+            depth[c] = hf
+            num[c] = nm
+    if per_face_n:
+        for c in range(cols):
+            qk[c] = _face_q(qk[c], depth[c], num[c], dt32 * nk[c], h_min32)
+    else:
+        for c in range(cols):
+            qk[c] = _face_q(qk[c], depth[c], num[c], gdt_n2, h_min32)
+
+
+@njit(**_JIT)
+def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                starts, seam_old, f, row_max, dt, dx, dy, h_min, theta):
+    """Pass 1 on one block of rows, top to bottom.
+
+    Faces whose cells are all no deeper than ``h_min`` (judged from the row
+    maxima of depth) are set to zero without computing them.
+    """
+    rows, cols = h.shape
+    g_dt = G_MPS2 * dt
+    inv_dx, inv_dy = 1.0 / dx, 1.0 / dy
+    dt_dx, dt_dy = dt / dx, dt / dy
+    w_self, w_side = theta, 0.5 * (1.0 - theta)
+    centred = theta < 1.0
+    dt32, h_min32 = np.float32(dt), np.float32(h_min)
+    gdt_n2 = np.float32(dt * gn2)
+    r0, r1 = starts[b], starts[b + 1]
+    depth = np.empty(cols + 1, dtype=np.float32)
+    num = np.empty(cols + 1, dtype=np.float32)
+    prev_old = np.empty(cols, dtype=np.float64)
+    cur_old = np.empty(cols, dtype=np.float64)
+    if b == 0:
+        for c in range(cols):
+            prev_old[c] = qy[0, c]
+        for c in range(cols):
+            qy[0, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                               0, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
+    else:
+        for c in range(cols):
+            prev_old[c] = seam_old[b, 0, c]
+    for r in range(r0, r1):
+        zr, hr, qxr = z[r], h[r], qx[r]
+        if row_max[r] > h_min:
+            nr = gn2_x[r] if per_face_n else gn2_x[0]
+            _x_faces(zr, hr, qxr, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt,
+                     inv_dx, depth, num)
+        else:
+            for c in range(1, cols):
+                qxr[c] = 0.0
+        qxr[0] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                         2, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+        qxr[cols] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                            3, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+        k = r + 1
+        if k < rows:
+            qk = qy[k]
+            if centred:
+                for c in range(cols):
+                    cur_old[c] = qk[c]
+            if max(row_max[r], row_max[k]) > h_min:
+                nk = gn2_y[k] if per_face_n else gn2_y[0]
+                nxt = seam_old[b + 1, 1] if k == r1 else qy[k + 1]
+                _y_faces(zr, hr, z[k], h[k], qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred,
+                         prev_old, nxt, w_self, w_side, g_dt, inv_dy, depth, num)
+            else:
+                for c in range(cols):
+                    qk[c] = 0.0
+            prev_old, cur_old = cur_old, prev_old
+        else:
+            for c in range(cols):
+                qy[rows, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
+                                      edge_slope, 1, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
+        if r > r0 or b == 0:
+            _drain_factor(hr, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
+
+
+@njit(**_JIT)
+def _seams(h, qx, qy, f, starts, seam, dt, dx, dy):
+    """Between the passes: drain factors of block-first rows, raw copies of seam faces."""
+    rows, cols = h.shape
+    nb = starts.size - 1
+    for b in range(nb):
+        r0 = starts[b]
+        for c in range(cols):
+            seam[b, c] = qy[r0, c]
+        if b > 0:
+            _drain_factor(h[r0], qx[r0], qy[r0], qy[r0 + 1], f[r0], dt / dx, dt / dy)
+    for c in range(cols):
+        seam[nb, c] = qy[rows, c]
+
+
+@njit(inline="always", **_JIT)
+def _sum(a):
+    """Sum with eight independent accumulators (float64, order fixed, fast without reassociation)."""
+    n = a.size
+    m = n - n % 8
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for i in range(0, m, 8):
+        s0 += a[i]
+        s1 += a[i + 1]
+        s2 += a[i + 2]
+        s3 += a[i + 3]
+        s4 += a[i + 4]
+        s5 += a[i + 5]
+        s6 += a[i + 6]
+        s7 += a[i + 7]
+    for i in range(m, n):
+        s0 += a[i]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(inline="always", **_JIT)
+def _max(a):
+    """Largest value of a non-negative array (0 if empty), eight accumulators."""
+    n = a.size
+    m = n - n % 8
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for i in range(0, m, 8):
+        s0 = max(s0, a[i])
+        s1 = max(s1, a[i + 1])
+        s2 = max(s2, a[i + 2])
+        s3 = max(s3, a[i + 3])
+        s4 = max(s4, a[i + 4])
+        s5 = max(s5, a[i + 5])
+        s6 = max(s6, a[i + 6])
+        s7 = max(s7, a[i + 7])
+    for i in range(m, n):
+        s0 = max(s0, a[i])
+    return max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7)))
+
+
+@njit(parallel=True, **_JIT)
+def _continuity(h, qx, qy, f, active, starts, seam, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy,
+                h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+    """Pass 2: limit fluxes by their donors' factors, update depth, apply sources, track extrema."""
+    for b in prange(starts.size - 1):
+        _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, per_cell_src, has_sinks,
+                          dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally)
+
+
+@njit(**_JIT)
+def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, per_cell_src, has_sinks, dt,
+                      dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+    """Pass 2 on one block of rows, top to bottom.
+
+    A limited flux is rounded to the storage type once and that value is used
+    by both cells of the face.  Faces on block seams come from the raw copies
+    in ``seam``; the block below owns (writes) them.  Loops are kept short
+    (few arrays each) so that they vectorise.
+    """
+    rows, cols = h.shape
+    dt_dx, dt_dy = dt / dx, dt / dy
+    r0, r1 = starts[b], starts[b + 1]
+    bot_seam = np.empty(cols, dtype=qy.dtype)
+    pre = np.empty(cols)
+    buf = np.empty(cols)
+    for r in range(r0, r1):
+        fr, hr, qxr, act = f[r], h[r], qx[r], active[r]
+        top = qy[r]
+        if r == r0:
+            sb = seam[b]
+            if r == 0:
+                for c in range(cols):
+                    raw, here = sb[c], fr[c]
+                    top[c] = raw * (_F32_ONE if raw > 0.0 else here)
+            else:
+                fu = f[r - 1]
+                for c in range(cols):
+                    raw, up, here = sb[c], fu[c], fr[c]
+                    top[c] = raw * (up if raw > 0.0 else here)
+        k = r + 1
+        if k == rows:
+            bot = qy[k]
+            for c in range(cols):
+                raw, here = bot[c], fr[c]
+                bot[c] = raw * (here if raw > 0.0 else _F32_ONE)
+        else:
+            fd = f[k]
+            if k == r1:
+                bot, below = bot_seam, seam[b + 1]
+            else:
+                bot = below = qy[k]
+            for c in range(cols):
+                raw, here, down = below[c], fr[c], fd[c]
+                bot[c] = raw * (here if raw > 0.0 else down)
+        raw = qxr[0]
+        qxr[0] = raw * (_F32_ONE if raw > 0.0 else fr[0])
+        raw = qxr[cols]
+        qxr[cols] = raw * (fr[cols - 1] if raw > 0.0 else _F32_ONE)
+        for c in range(1, cols):
+            raw, west, here = qxr[c], fr[c - 1], fr[c]
+            qxr[c] = raw * (west if raw > 0.0 else here)
+
+        # depth: fluxes, then gains, then sinks capped at the water present
+        sr = src[r] if per_cell_src else src[0]
+        s_uniform = src_uniform * dt
+        if per_cell_src:
+            for c in range(cols):
+                rate, wet = sr[c], act[c]
+                s = rate * dt if wet else 0.0
+                hr[c], pre[c] = _depth(hr[c], qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+        else:
+            for c in range(cols):
+                s = s_uniform * act[c]
+                hr[c], pre[c] = _depth(hr[c], qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+
+        # tallies: clamped = max(-a, 0), capped = max(want - max(a, 0), 0)
+        for c in range(cols):
+            buf[c] = max(-pre[c], 0.0)
+        tally[r, 3] = _sum(buf)
+        tally[r, 2] = 0.0
+        if has_sinks:
+            if per_cell_src:
+                for c in range(cols):
+                    rate, wet = sr[c], act[c]
+                    want = max(-rate * dt, 0.0) if wet else 0.0
+                    buf[c] = max(want - max(pre[c], 0.0), 0.0)
+            else:
+                want_uniform = max(-s_uniform, 0.0)
+                for c in range(cols):
+                    want = want_uniform * act[c]
+                    buf[c] = max(want - max(pre[c], 0.0), 0.0)
+            tally[r, 2] = _sum(buf)
+        tally[r, 0] = tally[r, 1] = 0.0
+        if per_cell_src:
+            for c in range(cols):
+                rate, wet = sr[c], act[c]
+                buf[c] = max(rate * dt, 0.0) if wet else 0.0
+            tally[r, 0] = _sum(buf)
+            for c in range(cols):
+                rate, wet = sr[c], act[c]
+                buf[c] = max(-rate * dt, 0.0) if wet else 0.0
+            tally[r, 1] = _sum(buf)
+        tally[r, 5] = _max(hr)
+        edge = (max(-np.float64(qxr[0]), 0.0) + max(np.float64(qxr[cols]), 0.0)) * dy
+        if r == 0:
+            for c in range(cols):
+                edge += max(-np.float64(top[c]), 0.0) * dx
+        if r == rows - 1:
+            for c in range(cols):
+                edge += max(np.float64(bot[c]), 0.0) * dx
+        tally[r, 4] = edge
+        _track(hr, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
+
+
+@njit(inline="always", **_JIT)
+def _depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
+    """(new depth, depth before sinks) in m of one cell: fluxes in and out, gains, then sinks.
+
+    ``s`` is the source depth of the step (m, negative for sinks); a sink takes
+    at most the water present; a round-off negative is set to zero.
+    """
+    div = dt_dx * (np.float64(q_west) - np.float64(q_east)) + dt_dy * (
+        np.float64(q_north) - np.float64(q_south))
+    a = h_old + div + max(s, 0.0)
+    return max(a - min(max(-s, 0.0), max(a, 0.0)), 0.0), a
+
+
+@njit(inline="always", **_JIT)
+def _track(hr, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
+    """Running maxima of depth (m) and squared speed (m2/s2); ``at``: first time above ``arrival_depth`` (s).
+
+    Arrival is read and written only in rows where some cell's running
+    maximum passed the threshold in this step.
+    """
+    h_min32, arrival32, t_end32 = np.float32(h_min), np.float32(arrival_depth), np.float32(t_end)
+    half = np.float32(0.5)
+    crossed = 0
+    for c in range(hr.size):
+        old = md[c]
+        new = max(old, np.float32(hr[c]))
+        md[c] = new
+        crossed |= np.int64(new > arrival32) & np.int64(old <= arrival32)
+    if crossed:
+        for c in range(hr.size):
+            if md[c] > arrival32 and np.isnan(at[c]):
+                at[c] = t_end32
+    for c in range(hr.size):
+        hn = np.float32(hr[c])
+        ux = half * (np.float32(qxr[c]) + np.float32(qxr[c + 1]))
+        uy = half * (np.float32(top[c]) + np.float32(bot[c]))
+        wet = max(hn, h_min32)
+        speed2 = (ux * ux + uy * uy) / (wet * wet)
+        ms2[c] = max(ms2[c], speed2 if hn > h_min32 else np.float32(0.0))
+
+
+# --------------------------------------------------------------------------------------
+# Simulation driver
+# --------------------------------------------------------------------------------------
+
+
+def _blocks(rows: int) -> np.ndarray:
+    """Row starts of the blocks the passes share out between threads (at least 8 rows each)."""
+    nb = max(1, min(4 * numba.get_num_threads(), rows // 8))
+    return np.linspace(0, rows, nb + 1).round().astype(np.int64)
+
+
+class Simulation:
+    """A flood run on a :class:`FloodGrid`.
+
+    ``boundary``: ``"closed"``, ``"open"``, a mapping such as ``{"east": "open"}``
+    or an :class:`Edges`.  ``source_rate(t_s)`` gives the net source (m/s,
+    rain positive, infiltration/drainage negative) as a scalar or a per-cell
+    array; it is called once per step, at the step's mid time.  ``dtype`` is
+    the storage type of the discharges (friction is evaluated in float32).
+    """
+
+    def __init__(self, grid: FloodGrid, *, boundary: str | Mapping[str, str] | Edges = "closed",
+                 inflows: Sequence[DischargeInflow] = (), level_boundaries: Sequence[LevelBoundary] = (),
+                 source_rate: SourceRate | None = None, initial_depth_m: float | np.ndarray | None = None,
+                 alpha: float = 0.5, theta: float = 0.8, max_dt_s: float = 10.0, h_min_m: float = 1e-3,
+                 arrival_depth_m: float = 0.1, dtype: type = np.float32) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if not 0.0 <= theta <= 1.0:
+            raise ValueError(f"theta must be in [0, 1], got {theta}")
+        if not (max_dt_s > 0 and h_min_m > 0 and arrival_depth_m > 0):
+            raise ValueError("max_dt_s, h_min_m and arrival_depth_m must be positive")
+        if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError("dtype must be float32 or float64")
+        self.grid = grid
+        self.edges = Edges.parse(boundary)
+        self.alpha, self.theta, self.max_dt_s = float(alpha), float(theta), float(max_dt_s)
+        self.h_min_m, self.arrival_depth_m = float(h_min_m), float(arrival_depth_m)
+        self.source_rate = source_rate
+        rows, cols = grid.shape
+        self._z = grid.kernel_bed()
+        self._area = grid.cell_area_m2
+        self._min_d = min(grid.dx_m, grid.dy_m)
+        self._active = grid.active.astype(np.uint8)
+        self._n_active = int(grid.active.sum())
+        self._inflows = place(inflows, grid.z_m, grid.active)
+        self._levels = place(level_boundaries, grid.z_m, grid.active)
+
+        h = np.zeros((rows, cols))
+        if initial_depth_m is not None:
+            h[...] = initial_depth_m
+        if not (np.all(np.isfinite(h[grid.active])) and np.all(h[grid.active] >= 0)):
+            raise ValueError("initial depth must be finite and >= 0")
+        h[~grid.active] = 0.0
+        hold_levels(h.ravel(), self._levels, 0.0, self._area)
+        self.h = h
+        self.qx = np.zeros((rows, cols + 1), dtype=dtype)
+        self.qy = np.zeros((rows + 1, cols), dtype=dtype)
+        self.t_s = 0.0
+        self.steps = 0
+        self.cell_updates = 0
+        self.last_dt_s = math.nan
+
+        friction = grid.face_friction()
+        self._per_face_n = friction is not None
+        if friction is None:
+            self._gn2 = G_MPS2 * float(grid.manning_n) ** 2
+            self._gn2_x = self._gn2_y = np.zeros((1, 1), dtype=np.float32)
+        else:
+            self._gn2 = 0.0
+            self._gn2_x, self._gn2_y = (a.astype(np.float32) for a in friction)
+        self._open = self.edges.open_flags()
+        self._edge_slope = -1.0 if self.edges.slope is None else float(self.edges.slope)
+        self._starts = _blocks(rows)
+        nb = self._starts.size - 1
+        self._seam = np.zeros((nb + 1, cols), dtype=dtype)
+        self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
+        self._f = np.ones((rows, cols), dtype=np.float32)
+        self._tally = np.zeros((rows, _N_TALLY))
+        self._tally[:, 5] = h.max(axis=1)
+        self._no_src = np.zeros((1, 1))
+
+        self._max_depth = h.astype(np.float32)
+        self._max_speed2 = np.zeros((rows, cols), dtype=np.float32)
+        self._arrival = np.where(h > self.arrival_depth_m, 0.0, np.nan).astype(np.float32)
+
+        self._initial_storage = self.storage_m3()
+        self._totals = dict.fromkeys(
+            ("source_in", "inflow", "level_in", "clamp_added", "sink_out", "sink_capped",
+             "edge_outflow", "level_out"), 0.0)
+
+    # ---- results ---------------------------------------------------------------------
+
+    def storage_m3(self) -> float:
+        """Water held in the domain now (m3)."""
+        return float(self.h.sum()) * self._area
+
+    @property
+    def balance(self) -> MassBalance:
+        """Volumes since the start and the relative error of the balance."""
+        t = self._totals
+        return MassBalance(self.t_s, self._initial_storage, self.storage_m3(), t["source_in"], t["inflow"],
+                           t["level_in"], t["clamp_added"], t["sink_out"], t["sink_capped"],
+                           t["edge_outflow"], t["level_out"])
+
+    @property
+    def state(self) -> FloodState:
+        """Read-only views of the live arrays (copy them to keep them past the next step)."""
+        return FloodState(_read_only(self.h), _read_only(self.qx), _read_only(self.qy), self.t_s)
+
+    @property
+    def max_depth(self) -> np.ndarray:
+        """Largest depth reached in each cell so far (m, float32, read-only)."""
+        return _read_only(self._max_depth)
+
+    @property
+    def max_speed(self) -> np.ndarray:
+        """Largest cell speed |q| / h reached so far (m/s), counted where h > h_min_m."""
+        return np.sqrt(self._max_speed2)
+
+    @property
+    def arrival_time_s(self) -> np.ndarray:
+        """First time each cell was deeper than ``arrival_depth_m`` (s); NaN if never (read-only)."""
+        return _read_only(self._arrival)
+
+    # ---- stepping --------------------------------------------------------------------
+
+    def next_dt_s(self, limit_s: float = math.inf) -> float:
+        """Stable step: alpha min(dx, dy) / sqrt(g h_max), capped by max_dt_s and ``limit_s``."""
+        dt = self.max_dt_s
+        h_max = float(self._tally[:, 5].max())
+        if h_max > 0:
+            dt = min(dt, self.alpha * self._min_d / math.sqrt(G_MPS2 * h_max))
+        return min(dt, limit_s)
+
+    def _source(self, t_s: float) -> tuple[np.ndarray, float, bool]:
+        """(per-cell rates or a dummy, uniform rate, whether per-cell) in m/s at ``t_s``."""
+        if self.source_rate is None:
+            return self._no_src, 0.0, False
+        rate = self.source_rate(t_s)
+        if np.ndim(rate) == 0:
+            return self._no_src, float(rate), False
+        arr = np.asarray(rate)
+        if arr.shape != self.h.shape:
+            raise ValueError(f"source_rate returned shape {arr.shape}, the grid is {self.h.shape}")
+        if arr.dtype not in (np.float32, np.float64) or not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr, dtype=np.float64)
+        return arr, 0.0, True
+
+    def step(self, dt_s: float) -> None:
+        """Advance by ``dt_s`` (s), which must not exceed :meth:`next_dt_s`."""
+        dx, dy = self.grid.dx_m, self.grid.dy_m
+        t0, t1 = self.t_s, self.t_s + dt_s
+        src, src_uniform, per_cell = self._source(t0 + 0.5 * dt_s)
+        if self.theta < 1.0:
+            s = self._starts
+            for b in range(1, s.size - 1):
+                self._seam_old[b, 0] = self.qy[s[b]]
+                self._seam_old[b, 1] = self.qy[s[b] + 1]
+        _fluxes(self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
+                self._open, self._edge_slope, self._starts, self._seam_old, self._f, self._tally[:, 5],
+                dt_s, dx, dy, self.h_min_m, self.theta)
+        _seams(self.h, self.qx, self.qy, self._f, self._starts, self._seam, dt_s, dx, dy)
+        _continuity(self.h, self.qx, self.qy, self._f, self._active, self._starts, self._seam, src,
+                    src_uniform, per_cell, per_cell or src_uniform < 0.0, dt_s, dx, dy, self.h_min_m,
+                    t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival, self._tally)
+        self._book(dt_s, src_uniform, per_cell)
+        if self._inflows or self._levels:
+            self._boundary_cells(t0, t1)
+        if not math.isfinite(float(self._tally[:, 5].max())):
+            raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
+                                     "check the sources for NaN, or lower alpha or max_dt_s")
+        self.t_s = t1
+        self.steps += 1
+        self.cell_updates += self.h.size
+        self.last_dt_s = dt_s
+
+    def _book(self, dt_s: float, src_uniform: float, per_cell: bool) -> None:
+        """Add the step's volumes (m3) from the kernels' per-row tallies to the balance."""
+        sums = self._tally[:, :5].sum(axis=0)
+        if per_cell:
+            gains, wants = float(sums[0]), float(sums[1])
+        else:
+            gains = self._n_active * max(src_uniform, 0.0) * dt_s
+            wants = self._n_active * max(-src_uniform, 0.0) * dt_s
+        t = self._totals
+        t["source_in"] += gains * self._area
+        t["sink_out"] += (wants - float(sums[2])) * self._area
+        t["sink_capped"] += float(sums[2]) * self._area
+        t["clamp_added"] += float(sums[3]) * self._area
+        t["edge_outflow"] += float(sums[4]) * dt_s
+
+    def _boundary_cells(self, t0_s: float, t1_s: float) -> None:
+        """Inflows and held levels over [t0, t1]; their cells' trackers and row maxima."""
+        flat = self.h.ravel()
+        t = self._totals
+        t["inflow"] += add_inflows(flat, self._inflows, t0_s, t1_s, self._area)
+        added, removed = hold_levels(flat, self._levels, t1_s, self._area)
+        t["level_in"] += added
+        t["level_out"] += removed
+        cols = self.h.shape[1]
+        for placed in (*self._inflows, *self._levels):
+            depth = flat[placed.flat]
+            np.maximum.at(self._tally[:, 5], placed.flat // cols, depth)
+            md = self._max_depth.ravel()
+            md[placed.flat] = np.maximum(md[placed.flat], depth)
+            at = self._arrival.ravel()
+            first = np.isnan(at[placed.flat]) & (depth > self.arrival_depth_m)
+            at[placed.flat[first]] = t1_s
+
+    def run_until(self, t_end_s: float, *, report_every_s: float | None = None,
+                  on_report: Callable[[FloodState, MassBalance], None] | None = None) -> MassBalance:
+        """Step to ``t_end_s``; ``on_report`` at each multiple of ``report_every_s`` and at the end."""
+        if report_every_s is not None and not report_every_s > 0:
+            raise ValueError("report_every_s must be positive")
+        eps = 1e-9 * max(1.0, abs(t_end_s))
+        while self.t_s < t_end_s - eps:
+            target = t_end_s
+            if report_every_s is not None:
+                k = math.floor(self.t_s / report_every_s + 1e-9) + 1
+                target = min(target, k * report_every_s)
+            while self.t_s < target - eps:
+                self.step(self.next_dt_s(target - self.t_s))
+            if abs(self.t_s - target) <= eps:
+                self.t_s = target
+            if on_report is not None:
+                on_report(self.state, self.balance)
+        return self.balance
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -1,0 +1,283 @@
+"""Analytic and physical checks of the local inertial flood solver (models/flood)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.flood.boundaries import (
+    BoundaryError,
+    DischargeInflow,
+    Edges,
+    Hydrograph,
+    LevelBoundary,
+    line_cells,
+)
+from models.flood.hydraulics import G_MPS2, FloodGrid, Simulation, coarsen
+from twin.errors import InputError
+
+
+def _watch(sim: Simulation, t_end_s: float, every_s: float) -> dict[str, float]:
+    """Run to ``t_end_s``; the worst balance error and smallest depth seen at each report."""
+    seen = {"rel_error": 0.0, "min_depth": math.inf}
+
+    def report(state, balance):
+        seen["rel_error"] = max(seen["rel_error"], balance.relative_error)
+        seen["min_depth"] = min(seen["min_depth"], float(state.h.min()))
+
+    sim.run_until(t_end_s, report_every_s=every_s, on_report=report)
+    return seen
+
+
+@pytest.mark.parametrize("theta", [1.0, 0.8])
+@pytest.mark.parametrize("top_m", [1.5, 2.6], ids=["all-wet", "with-islands"])
+def test_lake_at_rest_stays_at_rest(theta, top_m):
+    rng = np.random.default_rng(3)
+    grid = FloodGrid(rng.uniform(0.0, top_m, size=(40, 50)), 2.0, manning_n=0.03)
+    level = 2.0
+    h0 = np.maximum(level - grid.z_m, 0.0)
+    sim = Simulation(grid, initial_depth_m=h0, theta=theta)
+    sim.run_until(3600.0)
+    assert np.abs(sim.qx).max() < 1e-6
+    assert np.abs(sim.qy).max() < 1e-6
+    assert np.abs((grid.z_m + sim.h) - (grid.z_m + h0)).max() < 1e-6
+    assert sim.balance.relative_error < 1e-12
+
+
+@pytest.mark.parametrize("theta", [1.0, 0.8])
+def test_closed_domain_conserves_mass(theta):
+    rng = np.random.default_rng(7)
+    rows, cols = 48, 40
+    z = 0.3 * rng.random((rows, cols)) + 0.002 * np.arange(cols)
+    z[:3, :5] = np.nan  # outside the domain
+    obstacles = np.zeros((rows, cols), bool)
+    obstacles[20:26, 10:14] = True
+    n = rng.uniform(0.02, 0.06, size=(rows, cols))
+    grid = FloodGrid(z, 2.5, manning_n=n, obstacles=obstacles)
+    r, c = np.mgrid[:rows, :cols]
+    mound = np.where(np.hypot(r - 30, c - 25) < 7, 1.5, 0.0)
+    sim = Simulation(grid, initial_depth_m=mound, theta=theta)
+    seen = _watch(sim, 3600.0, 60.0)
+    assert seen["rel_error"] < 1e-6
+    assert seen["min_depth"] >= 0.0
+    assert sim.balance.clamp_added_m3 <= 1e-9 * sim.balance.storage_m3
+    assert np.all(sim.h[~grid.active] == 0.0)
+
+
+@pytest.mark.parametrize("theta", [1.0, 0.8])
+def test_dam_break_against_ritter(theta):
+    """Dry-bed dam break (h0 = 1 m, dx = 1 m, no friction) after 60 s against Ritter's solution.
+
+    The local inertial equations drop the advection term, so they do not hold
+    Ritter's fan: their own dry-bed Riemann solution is a rarefaction into a
+    plateau and a bore.  With the conservative momentum flux the bore moves at
+    sqrt(g h*/2) with h* = 0.618 h0; with the scheme's upwind flow depth
+    h_flow = max(eta) - max(z) it moves at sqrt(g h*) with h* = 0.543 h0.  Both
+    are well behind Ritter's tip at 2 sqrt(g h0) t (the Froude number reaches 2
+    there).  So the checks are: the subcritical rarefaction head travels
+    upstream at sqrt(g h0) (within 10 cells of 188), the front lies between the two bore
+    speeds, and the L1 depth error over the whole wave is below 12 % of h0
+    (about 10 % measured).  Mass is conserved to round-off.
+    """
+    h0, x0, t = 1.0, 1000.0, 60.0
+    x = np.arange(2000) + 0.5
+    grid = FloodGrid(np.zeros((3, x.size)), 1.0, manning_n=0.0)
+    sim = Simulation(grid, initial_depth_m=np.where(x < x0, h0, 0.0)[None, :].repeat(3, 0), theta=theta)
+    seen = _watch(sim, t, 10.0)
+    h = sim.h[1]
+    assert np.abs(sim.h - h[None, :]).max() < 1e-12  # the three rows stay identical
+
+    c0 = math.sqrt(G_MPS2 * h0)
+    xi = (x - x0) / t
+    ritter = np.where(xi <= -c0, h0, np.where(xi >= 2 * c0, 0.0, (2 * c0 - xi) ** 2 / (9 * G_MPS2)))
+    head = x[np.nonzero(h < 0.99 * h0)[0].min()] - x0
+    assert abs(head + c0 * t) < 10.0
+    assert np.abs(h[x < x0 - 1.1 * c0 * t] - h0).max() < 1e-3
+
+    front = x[np.nonzero(h > 0.01 * h0)[0].max()] - x0
+    slow_bore = math.sqrt(G_MPS2 * 0.618 * h0 / 2) * t
+    fast_bore = math.sqrt(G_MPS2 * 0.543 * h0) * t
+    assert 0.95 * slow_bore < front < 1.05 * fast_bore < 2 * c0 * t
+
+    wave = (x > x0 - 1.5 * c0 * t) & (x < x0 + 2.5 * c0 * t)
+    assert np.mean(np.abs(h - ritter)[wave]) < 0.12 * h0
+    assert seen["rel_error"] < 1e-12 and seen["min_depth"] >= 0.0
+
+    arrival = sim.arrival_time_s[1]
+    assert np.all(arrival[x < x0] == 0.0)
+    assert np.all(np.isnan(arrival[x > x0 + 1.2 * fast_bore]))
+    assert 0.0 < arrival[int(x0 + 50)] < t
+    assert np.all(sim.max_depth >= sim.h.astype(np.float32))
+
+
+def test_rain_on_tilted_plane_reaches_steady_outflow():
+    rows, cols, dx, slope = 10, 100, 2.0, 0.01
+    z = np.tile((cols - 1 - np.arange(cols)) * dx * slope, (rows, 1))
+    rain_mps = 100e-3 / 3600
+    grid = FloodGrid(z, dx, manning_n=0.03)
+    sim = Simulation(grid, boundary={"east": "open"}, source_rate=lambda t_s: rain_mps)
+    sim.run_until(3000.0)
+    out0 = sim.balance.edge_outflow_m3
+    sim.run_until(3600.0)
+    outflow_m3_per_s = (sim.balance.edge_outflow_m3 - out0) / 600.0
+    assert outflow_m3_per_s == pytest.approx(rain_mps * rows * cols * dx * dx, rel=0.01)
+    assert sim.balance.relative_error < 1e-6
+    assert np.all(sim.qx[:, 0] == 0.0) and np.all(sim.qy[[0, -1]] == 0.0)  # closed edges
+
+
+def _level_for_volume(bed_m: np.ndarray, volume_m3: float, cell_area_m2: float) -> float:
+    """Water level (m) holding ``volume_m3`` in a depression: bisection on the bed hypsometry."""
+    lo, hi = float(bed_m.min()), float(bed_m.max())
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.maximum(mid - bed_m, 0.0).sum() * cell_area_m2 < volume_m3:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def test_closed_bowl_settles_at_the_level_its_volume_implies():
+    n, dx = 41, 1.0
+    r, c = np.mgrid[:n, :n]
+    radius_m = np.hypot(r - n // 2, c - n // 2) * dx
+    z = 0.01 * radius_m**2
+    grid = FloodGrid(z, dx, manning_n=0.05)
+    h0 = np.where(radius_m < 6.0, 2.0 - z, 0.0)
+    volume = h0.sum() * grid.cell_area_m2
+    sim = Simulation(grid, initial_depth_m=h0)
+    sim.run_until(3600.0)
+    level = _level_for_volume(z, volume, grid.cell_area_m2)
+    wet = sim.h > 0.05
+    assert np.abs((z + sim.h)[wet] - level).max() < 1e-3
+    assert sim.balance.relative_error < 1e-6
+
+
+def test_inflow_into_a_flat_box_raises_the_level_by_q_t_over_area():
+    rows, cols, dx = 30, 30, 2.0
+    grid = FloodGrid(np.zeros((rows, cols)), dx, manning_n=0.03)
+    q_m3_per_s, t = 1.5, 600.0
+    inflow = DischargeInflow(line_cells((5, 3), (9, 3)), Hydrograph([0.0, 1e6], [q_m3_per_s, q_m3_per_s]))
+    sim = Simulation(grid, initial_depth_m=0.5, inflows=[inflow])
+    sim.run_until(t)
+    area = rows * cols * dx * dx
+    mean_level = sim.h.sum() * grid.cell_area_m2 / area
+    assert mean_level - 0.5 == pytest.approx(q_m3_per_s * t / area, rel=1e-6)
+    assert sim.balance.inflow_m3 == pytest.approx(q_m3_per_s * t, rel=1e-12)
+    assert sim.balance.relative_error < 1e-9
+
+
+def test_level_boundary_holds_its_level_and_books_the_flux():
+    rows, cols, dx = 12, 40, 2.0
+    grid = FloodGrid(np.zeros((rows, cols)), dx, manning_n=0.03)
+    west = np.zeros((rows, cols), bool)
+    west[:, 0] = True
+    level = Hydrograph([0.0, 600.0], [1.0, 1.4])
+    sim = Simulation(grid, initial_depth_m=1.0, level_boundaries=[LevelBoundary(west, level)])
+    held = []
+    seen = {"rel_error": 0.0}
+
+    def report(state, balance):
+        held.append(np.abs(state.h[:, 0] - level.at(state.t_s)).max())
+        seen["rel_error"] = max(seen["rel_error"], balance.relative_error)
+
+    sim.run_until(3600.0, report_every_s=60.0, on_report=report)
+    assert max(held) < 1e-12
+    assert seen["rel_error"] < 1e-6
+    assert sim.balance.level_in_m3 > 0.3 * rows * cols * dx * dx
+    assert np.abs(sim.h - 1.4).max() < 0.01
+
+    lower = Simulation(grid, initial_depth_m=1.0, level_boundaries=[LevelBoundary((5, 0), Hydrograph([0.0], [0.8]))])
+    lower.run_until(1800.0)
+    assert lower.balance.level_out_m3 > 0.0 and lower.balance.relative_error < 1e-6
+    assert lower.h[5, 0] == pytest.approx(0.8, abs=1e-12)
+
+
+@pytest.mark.parametrize("per_cell", [False, True], ids=["uniform", "per-cell"])
+def test_sinks_never_drive_depth_negative_and_report_the_cap(per_cell):
+    rows, cols, dx = 20, 24, 2.0
+    grid = FloodGrid(np.zeros((rows, cols)), dx, manning_n=0.03)
+    sink_mps = -1e-4  # 0.03 m over 300 s, three times the water present
+    rate = np.full((rows, cols), sink_mps) if per_cell else sink_mps
+    sim = Simulation(grid, initial_depth_m=0.01, source_rate=lambda t_s: rate)
+    seen = _watch(sim, 300.0, 10.0)
+    area = rows * cols * dx * dx
+    assert seen["min_depth"] >= 0.0
+    assert np.all(sim.h == 0.0)
+    b = sim.balance
+    assert b.sink_out_m3 == pytest.approx(0.01 * area, rel=1e-9)
+    assert b.sink_capped_m3 == pytest.approx(0.02 * area, rel=1e-9)
+    assert b.relative_error < 1e-9
+
+
+def test_rain_and_sinks_by_cell_balance():
+    rows, cols = 30, 30
+    rng = np.random.default_rng(11)
+    grid = FloodGrid(rng.random((rows, cols)), 3.0, manning_n=0.04)
+    rate = np.where(np.arange(cols) < cols // 2, 50e-3 / 3600, -20e-3 / 3600)[None, :].repeat(rows, 0)
+    sim = Simulation(grid, source_rate=lambda t_s: rate * (1.0 + math.sin(t_s / 300.0)))
+    seen = _watch(sim, 1800.0, 60.0)
+    assert seen["rel_error"] < 1e-6 and seen["min_depth"] >= 0.0
+    assert sim.balance.source_in_m3 > 0 and sim.balance.sink_out_m3 > 0 and sim.balance.sink_capped_m3 > 0
+
+
+def test_water_never_enters_obstacles():
+    rows, cols = 30, 60
+    obstacles = np.zeros((rows, cols), bool)
+    obstacles[8:14, 30:36] = True
+    obstacles[18:24, 40:44] = True
+    grid = FloodGrid(np.zeros((rows, cols)), 1.0, manning_n=0.02, obstacles=obstacles)
+    h0 = np.where(np.arange(cols) < 20, 1.0, 0.0)[None, :].repeat(rows, 0)
+    sim = Simulation(grid, initial_depth_m=h0, source_rate=lambda t_s: 1e-4)
+    dry = []
+
+    def report(state, balance):
+        dry.append(float(np.abs(state.h[obstacles]).max()))
+
+    sim.run_until(120.0, report_every_s=5.0, on_report=report)
+    assert max(dry) == 0.0
+    assert np.all(sim.max_depth[obstacles] == 0.0)
+    faces_x = obstacles[:, 1:] | obstacles[:, :-1]
+    faces_y = obstacles[1:] | obstacles[:-1]
+    assert np.all(sim.qx[:, 1:-1][faces_x] == 0.0) and np.all(sim.qy[1:-1][faces_y] == 0.0)
+    assert sim.h[10, 40] > 0.1  # water went round the first block
+
+
+def test_hydrograph_times_must_increase():
+    with pytest.raises(ValueError, match="strictly increase"):
+        Hydrograph([0.0, 10.0, 10.0], [1.0, 2.0, 3.0])
+    with pytest.raises(InputError):
+        Hydrograph([0.0, 5.0], [1.0])
+    with pytest.raises(BoundaryError):
+        DischargeInflow((1, 1), Hydrograph([0.0, 1.0], [0.0, -1.0]))
+    with pytest.raises(BoundaryError):
+        Edges.parse({"up": "open"})
+    hydro = Hydrograph([0.0, 10.0, 20.0], [0.0, 10.0, 0.0])
+    assert hydro.at(5.0) == 5.0 and hydro.at(-1.0) == 0.0 and hydro.at(99.0) == 0.0
+    assert hydro.integral(0.0, 20.0) == pytest.approx(100.0)
+    assert hydro.integral(5.0, 15.0) == pytest.approx(75.0)
+    assert hydro.integral(20.0, 30.0) == 0.0
+
+
+def test_boundary_cells_must_be_open():
+    z = np.zeros((5, 5))
+    z[2, 2] = np.nan
+    with pytest.raises(BoundaryError, match="walls"):
+        Simulation(FloodGrid(z, 1.0), inflows=[DischargeInflow((2, 2), Hydrograph([0.0], [1.0]))])
+    with pytest.raises(BoundaryError, match="outside"):
+        Simulation(FloodGrid(z, 1.0), level_boundaries=[LevelBoundary((7, 0), Hydrograph([0.0], [1.0]))])
+
+
+def test_coarsen_is_a_nan_aware_block_mean():
+    z = np.arange(30, dtype=float).reshape(5, 6)
+    z[0, 0] = np.nan
+    z[4, :] = np.nan
+    out = coarsen(z, 2)
+    assert out.shape == (3, 3)
+    assert out[0, 0] == pytest.approx(np.mean([1.0, 6.0, 7.0]))
+    assert out[1, 2] == pytest.approx(np.mean([16.0, 17.0, 22.0, 23.0]))
+    assert np.all(np.isnan(out[2]))
+    with pytest.raises(ValueError):
+        coarsen(z, 0)
