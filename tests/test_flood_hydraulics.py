@@ -189,7 +189,8 @@ def test_level_boundary_holds_its_level_and_books_the_flux():
     assert sim.balance.level_in_m3 > 0.3 * rows * cols * dx * dx
     assert np.abs(sim.h - 1.4).max() < 0.01
 
-    lower = Simulation(grid, initial_depth_m=1.0, level_boundaries=[LevelBoundary((5, 0), Hydrograph([0.0], [0.8]))])
+    drain = LevelBoundary((5, 0), Hydrograph([0.0], [0.8]))
+    lower = Simulation(grid, initial_depth_m=1.0, level_boundaries=[drain])
     lower.run_until(1800.0)
     assert lower.balance.level_out_m3 > 0.0 and lower.balance.relative_error < 1e-6
     assert lower.h[5, 0] == pytest.approx(0.8, abs=1e-12)
@@ -281,3 +282,16 @@ def test_coarsen_is_a_nan_aware_block_mean():
     assert np.all(np.isnan(out[2]))
     with pytest.raises(ValueError):
         coarsen(z, 0)
+
+
+def test_coarsened_grid_keeps_walls_and_obstacles():
+    z = np.zeros((6, 6))
+    z[0, :2] = np.nan
+    z[1, :2] = np.nan
+    obstacles = np.zeros((6, 6), bool)
+    obstacles[2:4, 2:4] = True
+    obstacles[4, 4] = True
+    coarse = FloodGrid(z, 1.0, manning_n=np.full((6, 6), 0.03), obstacles=obstacles).coarsened(2)
+    assert coarse.dx_m == 2.0 and coarse.shape == (3, 3)
+    assert coarse.active.tolist() == [[False, True, True], [True, False, True], [True, True, True]]
+    assert coarse.manning_n[2, 2] == pytest.approx(0.03)

@@ -7,9 +7,15 @@
   an interior face, with the depth of the edge cell and, as driving slope, the
   water-surface slope across the first interior face (a zero-gradient
   condition, so the slope beyond the edge equals the slope just inside; on a
-  uniform slope at steady state this gives Manning's normal depth).  A fixed
-  slope can be given instead.  Only outflow is allowed: water never enters
-  through an open edge.  See :func:`free_outflow_q`.
+  uniform slope at steady state this gives Manning's normal depth)::
+
+      q_out = max(0, (q_out + g h dt S) / (1 + g dt n^2 |q_out| / h^(7/3)))
+
+  with S >= 0 the outward fall of the surface (m/m) and q_out = 0 where the
+  edge cell is not deeper than ``h_min_m``.  A fixed slope can be given
+  instead (``Edges(slope=...)``).  Only outflow is allowed: water never
+  enters through an open edge.  The compiled kernels in ``hydraulics``
+  evaluate it (numba's cache only follows the file of a kernel).
 * A :class:`DischargeInflow` adds Q(t) (m3/s) to a point or a line of cells as
   a source term, shared equally over the cells; the volume of each step is the
   exact integral of the piecewise-linear hydrograph over the step.
@@ -24,10 +30,9 @@ last points; their times must strictly increase.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from twin.errors import InputError, Problem
 
@@ -84,23 +89,7 @@ class Edges:
         return np.array([getattr(self, n) == "open" for n in EDGE_NAMES], dtype=np.uint8)
 
 
-@njit(inline="always", cache=True, error_model="numpy")
-def free_outflow_q(q_out: float, depth_m: float, slope_out: float, g_dt: float,
-                   friction_per_q: float, h_min_m: float) -> float:
-    """Outward unit discharge (m2/s, >= 0) on an open edge face after one step.
-
-    ``q_out`` is the outward discharge before the step, ``slope_out`` the water
-    surface falling outwards (m/m), ``friction_per_q`` is g dt n^2 / h^(7/3)
-    (s/m2 per unit q) of the edge cell.  Local inertial update with
-    semi-implicit friction; no inflow.
-    """
-    q_new = (q_out + g_dt * depth_m * slope_out) / (1.0 + friction_per_q * abs(q_out))
-    if depth_m <= h_min_m or q_new < 0.0:
-        return 0.0
-    return q_new
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Hydrograph:
     """A value against time: piecewise-linear, constant before the first and after the last point."""
 
@@ -114,12 +103,14 @@ class Hydrograph:
         v = np.asarray(values, dtype=np.float64).ravel()
         where = name or "hydrograph"
         if t.size == 0 or t.size != v.size:
-            raise _error(where, f"needs as many times as values and at least one point (got {t.size} and {v.size})")
+            raise _error(where, "needs as many times as values and at least one point "
+                                f"(got {t.size} and {v.size})")
         if not (np.all(np.isfinite(t)) and np.all(np.isfinite(v))):
             raise _error(where, "times and values must be finite numbers")
         if t.size > 1 and np.any(np.diff(t) <= 0):
             bad = int(np.argmax(np.diff(t) <= 0)) + 1
-            raise _error(where, f"times must strictly increase; point {bad} (t = {t[bad]} s) is not after the one before")
+            raise _error(where, f"times must strictly increase; point {bad} (t = {t[bad]} s) "
+                                "is not after the one before")
         object.__setattr__(self, "times_s", t)
         object.__setattr__(self, "values", v)
         object.__setattr__(self, "name", name)
@@ -142,7 +133,10 @@ CellSpec = np.ndarray | Sequence[tuple[int, int]] | tuple[int, int]
 
 
 def line_cells(start_rc: tuple[int, int], end_rc: tuple[int, int]) -> np.ndarray:
-    """(n, 2) row/col of the cells a straight segment between two cell centres crosses."""
+    """(n, 2) row/col of cells along a straight segment between two cell centres, in order.
+
+    Consecutive cells share an edge or a corner; no cell is repeated.
+    """
     (r0, c0), (r1, c1) = start_rc, end_rc
     n = 2 * max(abs(r1 - r0), abs(c1 - c0)) + 1
     rows = np.rint(np.linspace(r0, r1, n)).astype(np.int64)
@@ -181,7 +175,8 @@ class DischargeInflow:
 
     def __post_init__(self) -> None:
         if np.any(self.discharge.values < 0):
-            raise _error(self.name or "inflow", "discharge must be >= 0 m3/s (use a sink source for abstraction)")
+            raise _error(self.name or "inflow",
+                         "discharge must be >= 0 m3/s (use a sink source for abstraction)")
 
 
 @dataclass
@@ -200,7 +195,7 @@ class _Placed:
     flat: np.ndarray
     series: Hydrograph
     name: str
-    bed_m: np.ndarray = field(default_factory=lambda: np.empty(0))
+    bed_m: np.ndarray
 
 
 def place(items: Iterable[DischargeInflow | LevelBoundary], z_m: np.ndarray,
@@ -211,7 +206,8 @@ def place(items: Iterable[DischargeInflow | LevelBoundary], z_m: np.ndarray,
         where = item.name or f"{type(item).__name__} {k}"
         rows, cols = cell_index(item.cells, z_m.shape, where)
         if not np.all(active[rows, cols]):
-            raise _error(where, "some cells are walls (NaN bed or obstacle); move the boundary onto open cells")
+            raise _error(where, "some cells are walls (NaN bed or obstacle); "
+                                "move the boundary onto open cells")
         flat = np.unique(np.ravel_multi_index((rows, cols), z_m.shape))
         series = item.discharge if isinstance(item, DischargeInflow) else item.level
         placed.append(_Placed(flat, series, where, z_m.ravel()[flat].astype(np.float64)))

@@ -7,43 +7,50 @@ rows (rows+1 x cols).  Positive ``qx`` flows towards higher column numbers
 
 One step of length dt (s):
 
-1. Face update, semi-implicit Manning friction, with the q-centred blend of
-   de Almeida et al. (2012) when ``theta < 1``::
+1. Face update with semi-implicit Manning friction and the q-centred blend of
+   de Almeida et al. (2012)::
 
        h_flow = max(eta_a, eta_b) - max(z_a, z_b)
        q_new  = (theta q + (1-theta)/2 (q_prev + q_next) - g h_flow dt d(eta)/dx)
                 / (1 + g dt n^2 |q| / h_flow^(7/3))
 
-   and q = 0 where h_flow <= h_min_m.  n on a face is the mean of its cells' n.
+   q = 0 where h_flow <= h_min_m; n on a face is the mean of its cells' n.
+   theta = 1 is the original scheme; the default 0.8 damps the checkerboard
+   mode that makes theta = 1 unstable on low-friction water.
 2. Wet/dry limiter: a cell may not send out more than it holds.  Its outgoing
    face fluxes are scaled by ``min(1, h / outflow)``; each face is scaled by
    the factor of the cell it drains (its donor), so what leaves one cell
-   enters the next: the limiter conserves mass.
+   enters the next and the limiter conserves mass.
 3. Continuity ``h += dt (q_in - q_out)/dx + ...``, then sources (m/s): gains
-   are added, sinks take at most what the cell holds (the rest is reported as
+   are added, sinks take at most the water present (the rest is reported as
    capped), round-off negatives are set to zero and the water this adds is
    counted in the balance.
-4. Inflow hydrographs and held levels (``boundaries``), then extrema trackers.
+4. Inflow hydrographs and held levels (``boundaries``); extrema trackers.
 
 dt = alpha min(dx, dy) / sqrt(g h_max), capped by ``max_dt_s`` and by report
-and end times so that those are hit exactly.
+and end times so that those are hit exactly.  On a square grid this scheme's
+linear limit is alpha = 1/sqrt(2); the default 0.5 leaves a margin, as 0.6
+and above let sloshing water blow up in tests.
 
 Walls (NaN bed, obstacles) carry a huge bed level inside the kernels, so that
 ``h_flow`` is zero on every face touching them: no flow, no storage.  Depth is
-float64 so that the balance closes to round-off on closed domains; discharge
-is float32 by default (``dtype``).  Each limited face flux is rounded to the
-storage type once and used by both cells, so the rounding does not leak mass.
+float64: with float32 depth a closed domain drifted by 1e-5 of its volume in
+an hour.  Discharge is stored as float32 by default (``dtype``); friction is
+evaluated in float32 (cube root by Newton steps, relative error ~1e-6).  Each
+limited face flux is rounded to the storage type once and that value is used
+by both cells of the face, so rounding does not leak mass.
 
-The two compiled passes loop over blocks of rows in parallel; inside a block
+The compiled passes share blocks of rows out between threads; inside a block
 rows run in order.  Faces on the seam between two blocks are copied before the
 in-place updates, so that no block reads a value another block is rewriting.
+Rows whose depth is nowhere above ``h_min_m`` skip the face computation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -57,7 +64,6 @@ from models.flood.boundaries import (
     Edges,
     LevelBoundary,
     add_inflows,
-    free_outflow_q,
     hold_levels,
     place,
 )
@@ -91,6 +97,8 @@ class FloodGrid:
     dy_m: float | None = None
     manning_n: float | np.ndarray = 0.03
     obstacles: np.ndarray | None = None
+    active: np.ndarray = field(init=False, repr=False)
+    """True on cells that hold water (not NaN, not an obstacle)."""
 
     def __post_init__(self) -> None:
         z = np.asarray(self.z_m, dtype=np.float64)
@@ -121,6 +129,21 @@ class FloodGrid:
         """A flood domain on a :class:`twin.geo.raster.Grid` DEM (NaN cells outside)."""
         dx, dy = grid.cell_size
         return cls(np.asarray(grid.values, dtype=np.float64), dx, dy, manning_n, obstacles)
+
+    def coarsened(self, factor: int) -> FloodGrid:
+        """The same domain on cells ``factor`` times larger (a quicker, coarser run).
+
+        Bed and n are block means over open cells; a coarse cell is an obstacle
+        where obstacles cover at least half of its fine cells.
+        """
+        obstacles = None
+        if self.obstacles is not None:
+            obstacles = coarsen(np.asarray(self.obstacles, dtype=np.float64), factor) >= 0.5
+        n = self.manning_n
+        if np.ndim(n):
+            n = np.nan_to_num(coarsen(np.where(self.active, n, np.nan), factor), nan=0.0)
+        z = coarsen(self.z_m, factor)
+        return FloodGrid(z, self.dx_m * factor, self.dy_m * factor, n, obstacles)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -259,6 +282,30 @@ def _bits_f32(typingctx, i):
     return types.float32(types.int32), codegen
 
 
+@intrinsic
+def _f64_bits(typingctx, x):
+    """Bits of a float64 as int64 (a reinterpretation, not a conversion)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, i):
+    """The float64 whose bits are the int64 ``i``."""
+    if i != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
 @njit(inline="always", **_JIT)
 def _inv_cbrt32(x):
     """x^(-1/3) in float32 for x > 0, without calls (so that loops vectorise).
@@ -298,6 +345,18 @@ def _face_q(q_old, h_flow, num, gdt_n2, h_min):
 
 
 @njit(inline="always", **_JIT)
+def _free_outflow_q(q_out, depth_m, slope_out, g_dt, friction_per_q, h_min):
+    """Outward unit discharge (m2/s, >= 0) on an open edge face after one step.
+
+    ``q_out`` is the outward discharge before the step, ``slope_out`` the
+    outward fall of the water surface (m/m), ``friction_per_q`` is
+    g dt n^2 / h^(7/3) of the edge cell (see ``boundaries``).
+    """
+    q_new = (q_out + g_dt * depth_m * slope_out) / (1.0 + friction_per_q * abs(q_out))
+    return q_new if depth_m > h_min and q_new > 0.0 else 0.0
+
+
+@njit(inline="always", **_JIT)
 def _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, which, r, c,
             g_dt, dt, inv_dx, inv_dy, h_min):
     """New unit discharge on one edge face (0 if that edge is closed)."""
@@ -326,31 +385,35 @@ def _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
     else:
         slope = 0.0
     friction = _friction32(np.float32(depth), np.float32(dt * n2))
-    return sign * free_outflow_q(sign * q_old, depth, slope, g_dt, friction, h_min)
+    return sign * _free_outflow_q(sign * q_old, depth, slope, g_dt, friction, h_min)
 
 
 @njit(inline="always", **_JIT)
 def _drain_factor(hr, qxr, q_top, q_bot, fr, dt_dx, dt_dy):
-    """Share of its outgoing fluxes each cell of a row can supply (1 = all).
+    """Share of its outgoing fluxes each cell of a row can supply (1 = all); returns how many are below 1.
 
     float32 with a margin of 2^-20, larger than the float32 round-off of the
     outflow, the share and the limited fluxes, so no cell gives more than it holds.
     """
     zero, dt_dx32, dt_dy32 = np.float32(0.0), np.float32(dt_dx), np.float32(dt_dy)
+    limited = 0
     for c in range(hr.size):
         out = (max(-np.float32(qxr[c]), zero) + max(np.float32(qxr[c + 1]), zero)) * dt_dx32 + (
             max(-np.float32(q_top[c]), zero) + max(np.float32(q_bot[c]), zero)) * dt_dy32
         h32 = np.float32(hr[c])
-        fr[c] = _F32_ONE if out <= h32 * _MARGIN32 else (h32 / out) * _MARGIN32
+        share = _F32_ONE if out <= h32 * _MARGIN32 else (h32 / out) * _MARGIN32
+        fr[c] = share
+        limited += share < _F32_ONE
+    return limited
 
 
 @njit(parallel=True, **_JIT)
 def _fluxes(z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-            starts, seam_old, f, row_max, dt, dx, dy, h_min, theta):
+            starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta):
     """Pass 1: new face discharges (in place) and drain factors of all but block-first rows."""
     for b in prange(starts.size - 1):
         _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                    starts, seam_old, f, row_max, dt, dx, dy, h_min, theta)
+                    starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta)
 
 
 @njit(**_JIT)
@@ -394,7 +457,7 @@ def _y_faces(zr, hr, zk, hk, qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred,
     cols = hr.size
     if centred:
         for c in range(cols):
-            hf, nm = _face_num(np.float64(qk[c]), prev_old[c], np.float64(nxt[c]),
+            hf, nm = _face_num(np.float64(qk[c]), np.float64(prev_old[c]), np.float64(nxt[c]),
                                zr[c] + hr[c], zk[c] + hk[c], zr[c], zk[c], w_self, w_side, g_dt, inv_dy)
             depth[c] = hf
             num[c] = nm
@@ -414,7 +477,7 @@ def _y_faces(zr, hr, zk, hk, qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred,
 
 @njit(**_JIT)
 def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                starts, seam_old, f, row_max, dt, dx, dy, h_min, theta):
+                starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta):
     """Pass 1 on one block of rows, top to bottom.
 
     Faces whose cells are all no deeper than ``h_min`` (judged from the row
@@ -431,8 +494,8 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     r0, r1 = starts[b], starts[b + 1]
     depth = np.empty(cols + 1, dtype=np.float32)
     num = np.empty(cols + 1, dtype=np.float32)
-    prev_old = np.empty(cols, dtype=np.float64)
-    cur_old = np.empty(cols, dtype=np.float64)
+    prev_old = np.empty(cols, dtype=qy.dtype)
+    cur_old = np.empty(cols, dtype=qy.dtype)
     if b == 0:
         for c in range(cols):
             prev_old[c] = qy[0, c]
@@ -475,11 +538,36 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                 qy[rows, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
                                       edge_slope, 1, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
         if r > r0 or b == 0:
-            _drain_factor(hr, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
+            limited[r] = _drain_factor(hr, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
 
 
 @njit(**_JIT)
-def _seams(h, qx, qy, f, starts, seam, dt, dx, dy):
+def _save_old_seams(qy, starts, seam_old):
+    """Before pass 1 (centred scheme): old discharges on the two face rows at each block seam."""
+    for b in range(1, starts.size - 1):
+        for c in range(qy.shape[1]):
+            seam_old[b, 0, c] = qy[starts[b], c]
+            seam_old[b, 1, c] = qy[starts[b] + 1, c]
+
+
+@njit(**_JIT)
+def _totals(tally):
+    """Column sums of the per-row tallies, the largest depth (m) and whether all are finite."""
+    sums = np.zeros(tally.shape[1] - 1)
+    deepest = 0.0
+    finite = True
+    for r in range(tally.shape[0]):
+        for k in range(sums.size):
+            sums[k] += tally[r, k]
+        deepest = max(deepest, tally[r, sums.size])
+        finite = finite and math.isfinite(tally[r, sums.size])
+    for k in range(sums.size):
+        finite = finite and math.isfinite(sums[k])
+    return sums, deepest, finite
+
+
+@njit(**_JIT)
+def _seams(h, qx, qy, f, limited, starts, seam, dt, dx, dy):
     """Between the passes: drain factors of block-first rows, raw copies of seam faces."""
     rows, cols = h.shape
     nb = starts.size - 1
@@ -488,7 +576,7 @@ def _seams(h, qx, qy, f, starts, seam, dt, dx, dy):
         for c in range(cols):
             seam[b, c] = qy[r0, c]
         if b > 0:
-            _drain_factor(h[r0], qx[r0], qy[r0], qy[r0 + 1], f[r0], dt / dx, dt / dy)
+            limited[r0] = _drain_factor(h[r0], qx[r0], qy[r0], qy[r0 + 1], f[r0], dt / dx, dt / dy)
     for c in range(cols):
         seam[nb, c] = qy[rows, c]
 
@@ -514,52 +602,59 @@ def _sum(a):
 
 
 @njit(inline="always", **_JIT)
-def _max(a):
-    """Largest value of a non-negative array (0 if empty), eight accumulators."""
-    n = a.size
-    m = n - n % 8
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for i in range(0, m, 8):
-        s0 = max(s0, a[i])
-        s1 = max(s1, a[i + 1])
-        s2 = max(s2, a[i + 2])
-        s3 = max(s3, a[i + 3])
-        s4 = max(s4, a[i + 4])
-        s5 = max(s5, a[i + 5])
-        s6 = max(s6, a[i + 6])
-        s7 = max(s7, a[i + 7])
-    for i in range(m, n):
-        s0 = max(s0, a[i])
-    return max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7)))
+def _max_magnitude(a):
+    """Largest |value| of an array (0 if empty); NaN if it holds a NaN.
+
+    Compares the bit patterns with the sign cleared as integers: for floats
+    that order is the order of magnitudes, and an integer max vectorises.
+    """
+    m = np.int64(0)
+    for i in range(a.size):
+        m = max(m, _f64_bits(a[i]) & np.int64(0x7FFFFFFFFFFFFFFF))
+    return _bits_f64(m)
+
+
+@njit(inline="always", **_JIT)
+def _count_negative(a):
+    """How many values are below zero (an integer count, so the loop vectorises)."""
+    n = 0
+    for i in range(a.size):
+        n += a[i] < 0.0
+    return n
 
 
 @njit(parallel=True, **_JIT)
-def _continuity(h, qx, qy, f, active, starts, seam, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy,
-                h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+def _continuity(h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, has_sinks, dt,
+                dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally):
     """Pass 2: limit fluxes by their donors' factors, update depth, apply sources, track extrema."""
     for b in prange(starts.size - 1):
-        _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, per_cell_src, has_sinks,
+        _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+                          has_sinks,
                           dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally)
 
 
 @njit(**_JIT)
-def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, per_cell_src, has_sinks, dt,
-                      dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+                      has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                      tally):
     """Pass 2 on one block of rows, top to bottom.
 
     A limited flux is rounded to the storage type once and that value is used
     by both cells of the face.  Faces on block seams come from the raw copies
-    in ``seam``; the block below owns (writes) them.  Loops are kept short
-    (few arrays each) so that they vectorise.
+    in ``seam``; the block below owns (writes) them.  Faces between rows with
+    no limited cell are left as they are.  Loops are kept short (few arrays
+    each) so that they vectorise.
     """
     rows, cols = h.shape
     dt_dx, dt_dy = dt / dx, dt / dy
     r0, r1 = starts[b], starts[b + 1]
     bot_seam = np.empty(cols, dtype=qy.dtype)
+    start = np.empty(cols)
     pre = np.empty(cols)
     buf = np.empty(cols)
     for r in range(r0, r1):
         fr, hr, qxr, act = f[r], h[r], qx[r], active[r]
+        here_limited = limited[r] > 0
         top = qy[r]
         if r == r0:
             sb = seam[b]
@@ -567,7 +662,7 @@ def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, p
                 for c in range(cols):
                     raw, here = sb[c], fr[c]
                     top[c] = raw * (_F32_ONE if raw > 0.0 else here)
-            else:
+            elif here_limited or limited[r - 1] > 0:
                 fu = f[r - 1]
                 for c in range(cols):
                     raw, up, here = sb[c], fu[c], fr[c]
@@ -584,17 +679,24 @@ def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, p
                 bot, below = bot_seam, seam[b + 1]
             else:
                 bot = below = qy[k]
-            for c in range(cols):
-                raw, here, down = below[c], fr[c], fd[c]
-                bot[c] = raw * (here if raw > 0.0 else down)
+            if here_limited or limited[k] > 0:
+                for c in range(cols):
+                    raw, here, down = below[c], fr[c], fd[c]
+                    bot[c] = raw * (here if raw > 0.0 else down)
+            elif k == r1:
+                for c in range(cols):
+                    bot[c] = below[c]
         raw = qxr[0]
         qxr[0] = raw * (_F32_ONE if raw > 0.0 else fr[0])
         raw = qxr[cols]
         qxr[cols] = raw * (fr[cols - 1] if raw > 0.0 else _F32_ONE)
-        for c in range(1, cols):
-            raw, west, here = qxr[c], fr[c - 1], fr[c]
-            qxr[c] = raw * (west if raw > 0.0 else here)
+        if here_limited:
+            for c in range(1, cols):
+                raw, west, here = qxr[c], fr[c - 1], fr[c]
+                qxr[c] = raw * (west if raw > 0.0 else here)
 
+        for c in range(cols):
+            start[c] = hr[c]
         # depth: fluxes, then gains, then sinks capped at the water present
         sr = src[r] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
@@ -609,9 +711,11 @@ def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, p
                 hr[c], pre[c] = _depth(hr[c], qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
 
         # tallies: clamped = max(-a, 0), capped = max(want - max(a, 0), 0)
-        for c in range(cols):
-            buf[c] = max(-pre[c], 0.0)
-        tally[r, 3] = _sum(buf)
+        tally[r, 3] = 0.0
+        if _count_negative(pre):
+            for c in range(cols):
+                buf[c] = max(-pre[c], 0.0)
+            tally[r, 3] = _sum(buf)
         tally[r, 2] = 0.0
         if has_sinks:
             if per_cell_src:
@@ -635,7 +739,7 @@ def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, p
                 rate, wet = sr[c], act[c]
                 buf[c] = max(-rate * dt, 0.0) if wet else 0.0
             tally[r, 1] = _sum(buf)
-        tally[r, 5] = _max(hr)
+        tally[r, 5] = _max_magnitude(hr)
         edge = (max(-np.float64(qxr[0]), 0.0) + max(np.float64(qxr[cols]), 0.0)) * dy
         if r == 0:
             for c in range(cols):
@@ -644,7 +748,7 @@ def _continuity_block(b, h, qx, qy, f, active, starts, seam, src, src_uniform, p
             for c in range(cols):
                 edge += max(np.float64(bot[c]), 0.0) * dx
         tally[r, 4] = edge
-        _track(hr, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
+        _track(hr, start, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
 
 
 @njit(inline="always", **_JIT)
@@ -661,11 +765,14 @@ def _depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
 
 
 @njit(inline="always", **_JIT)
-def _track(hr, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
+def _track(hr, start, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
     """Running maxima of depth (m) and squared speed (m2/s2); ``at``: first time above ``arrival_depth`` (s).
 
-    Arrival is read and written only in rows where some cell's running
-    maximum passed the threshold in this step.
+    Speed is |mean face discharge| / depth, the depth being the larger of the
+    step's start (``start``) and end: a cell that drains or fills in the step
+    would otherwise divide the step's discharge by a film.  Arrival is read
+    and written only in rows where some cell's running maximum passed the
+    threshold in this step.
     """
     h_min32, arrival32, t_end32 = np.float32(h_min), np.float32(arrival_depth), np.float32(t_end)
     half = np.float32(0.5)
@@ -674,13 +781,13 @@ def _track(hr, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
         old = md[c]
         new = max(old, np.float32(hr[c]))
         md[c] = new
-        crossed |= np.int64(new > arrival32) & np.int64(old <= arrival32)
+        crossed += (new > arrival32) & (old <= arrival32)
     if crossed:
         for c in range(hr.size):
             if md[c] > arrival32 and np.isnan(at[c]):
                 at[c] = t_end32
     for c in range(hr.size):
-        hn = np.float32(hr[c])
+        hn = np.float32(max(hr[c], start[c]))
         ux = half * (np.float32(qxr[c]) + np.float32(qxr[c + 1]))
         uy = half * (np.float32(top[c]) + np.float32(bot[c]))
         wet = max(hn, h_min32)
@@ -766,8 +873,10 @@ class Simulation:
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
         self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
         self._f = np.ones((rows, cols), dtype=np.float32)
+        self._limited = np.zeros(rows, dtype=np.int64)
         self._tally = np.zeros((rows, _N_TALLY))
         self._tally[:, 5] = h.max(axis=1)
+        self._h_max = float(h.max())
         self._no_src = np.zeros((1, 1))
 
         self._max_depth = h.astype(np.float32)
@@ -805,7 +914,7 @@ class Simulation:
 
     @property
     def max_speed(self) -> np.ndarray:
-        """Largest cell speed |q| / h reached so far (m/s), counted where h > h_min_m."""
+        """Largest cell speed reached so far (m/s): |q| / h, h the larger depth of a step's start and end."""
         return np.sqrt(self._max_speed2)
 
     @property
@@ -818,9 +927,8 @@ class Simulation:
     def next_dt_s(self, limit_s: float = math.inf) -> float:
         """Stable step: alpha min(dx, dy) / sqrt(g h_max), capped by max_dt_s and ``limit_s``."""
         dt = self.max_dt_s
-        h_max = float(self._tally[:, 5].max())
-        if h_max > 0:
-            dt = min(dt, self.alpha * self._min_d / math.sqrt(G_MPS2 * h_max))
+        if self._h_max > 0:
+            dt = min(dt, self.alpha * self._min_d / math.sqrt(G_MPS2 * self._h_max))
         return min(dt, limit_s)
 
     def _source(self, t_s: float) -> tuple[np.ndarray, float, bool]:
@@ -843,31 +951,28 @@ class Simulation:
         t0, t1 = self.t_s, self.t_s + dt_s
         src, src_uniform, per_cell = self._source(t0 + 0.5 * dt_s)
         if self.theta < 1.0:
-            s = self._starts
-            for b in range(1, s.size - 1):
-                self._seam_old[b, 0] = self.qy[s[b]]
-                self._seam_old[b, 1] = self.qy[s[b] + 1]
+            _save_old_seams(self.qy, self._starts, self._seam_old)
         _fluxes(self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
-                self._open, self._edge_slope, self._starts, self._seam_old, self._f, self._tally[:, 5],
-                dt_s, dx, dy, self.h_min_m, self.theta)
-        _seams(self.h, self.qx, self.qy, self._f, self._starts, self._seam, dt_s, dx, dy)
-        _continuity(self.h, self.qx, self.qy, self._f, self._active, self._starts, self._seam, src,
-                    src_uniform, per_cell, per_cell or src_uniform < 0.0, dt_s, dx, dy, self.h_min_m,
+                self._open, self._edge_slope, self._starts, self._seam_old, self._f, self._limited,
+                self._tally[:, 5], dt_s, dx, dy, self.h_min_m, self.theta)
+        _seams(self.h, self.qx, self.qy, self._f, self._limited, self._starts, self._seam, dt_s, dx, dy)
+        _continuity(self.h, self.qx, self.qy, self._f, self._limited, self._active, self._starts, self._seam,
+                    src, src_uniform, per_cell, per_cell or src_uniform < 0.0, dt_s, dx, dy, self.h_min_m,
                     t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival, self._tally)
-        self._book(dt_s, src_uniform, per_cell)
-        if self._inflows or self._levels:
-            self._boundary_cells(t0, t1)
-        if not math.isfinite(float(self._tally[:, 5].max())):
+        sums, self._h_max, finite = _totals(self._tally)
+        if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
                                      "check the sources for NaN, or lower alpha or max_dt_s")
+        self._book(sums, dt_s, src_uniform, per_cell)
+        if self._inflows or self._levels:
+            self._boundary_cells(t0, t1)
         self.t_s = t1
         self.steps += 1
         self.cell_updates += self.h.size
         self.last_dt_s = dt_s
 
-    def _book(self, dt_s: float, src_uniform: float, per_cell: bool) -> None:
-        """Add the step's volumes (m3) from the kernels' per-row tallies to the balance."""
-        sums = self._tally[:, :5].sum(axis=0)
+    def _book(self, sums: np.ndarray, dt_s: float, src_uniform: float, per_cell: bool) -> None:
+        """Add the step's volumes (m3) from the kernels' tallies to the balance."""
         if per_cell:
             gains, wants = float(sums[0]), float(sums[1])
         else:
@@ -889,12 +994,12 @@ class Simulation:
         t["level_in"] += added
         t["level_out"] += removed
         cols = self.h.shape[1]
+        md, at = self._max_depth.ravel(), self._arrival.ravel()
         for placed in (*self._inflows, *self._levels):
             depth = flat[placed.flat]
             np.maximum.at(self._tally[:, 5], placed.flat // cols, depth)
-            md = self._max_depth.ravel()
+            self._h_max = max(self._h_max, float(depth.max()))
             md[placed.flat] = np.maximum(md[placed.flat], depth)
-            at = self._arrival.ravel()
             first = np.isnan(at[placed.flat]) & (depth > self.arrival_depth_m)
             at[placed.flat[first]] = t1_s
 
