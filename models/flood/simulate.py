@@ -183,12 +183,11 @@ class Domain:
 
     @property
     def cell_size_m(self) -> tuple[float, float]:
-        return abs(self.transform.a), abs(self.transform.e)
+        return self.grid(self.z_m).cell_size
 
     @property
     def cell_area_m2(self) -> float:
-        dx, dy = self.cell_size_m
-        return dx * dy
+        return self.grid(self.z_m).cell_area
 
     def grid(self, values: np.ndarray, *, nodata: int | None = None, source: str = "") -> Grid:
         """``values`` on the simulation cells as a Grid."""
