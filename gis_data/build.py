@@ -678,10 +678,17 @@ def _carlisle_inflows(path: Path, dem: np.ndarray, valid: np.ndarray, transform,
             f"{'into' if cosang > 0 else 'OUT OF'} the domain (cos {cosang:.2f}); peak |q| {qmag.max():.2f} m2/s "
             f"~ {qmag.max() * width:.0f} m3/s over this width")
         assert cosang > 0, f"{river}: discharge does not point into the domain"
+        # the discharge hydrograph twin flood simulate reads: |q| times the stated width, m3/s
+        hydro_name = f"inflow_{river.lower()}_discharge.csv"
+        stated_width = num(width, 1)
+        lines = ["time_s,value"]
+        for ti, qm in zip(t, qmag):
+            lines.append(f"{int(ti)},{_fmt(round(float(qm) * stated_width, 3))}")
+        put_text(out / hydro_name, "\n".join(lines) + "\n")
         features.append({
             "type": "Feature",
             "properties": {
-                "name": river, "kind": "discharge", "unit_discharge_csv": csv_name,
+                "name": river, "kind": "discharge", "hydrograph": hydro_name, "unit_discharge_csv": csv_name,
                 "width_m": num(width, 1), "bed_m": num(bed, 2), "enters": side,
                 "method": "derived from the DEM: lowest cells on the domain edge",
             },
