@@ -7,6 +7,10 @@ plan and inject sections are checked against the model's own declarations
 
 Replication ``k`` of every plan runs with seed ``seed + k`` (common random
 numbers), so plans differ by the plan, not by luck.
+
+``extends = "other.toml"`` at the top of a file takes every table of that
+file and changes only what this one sets (a finer grid for the analyst, say);
+the scenario's hash covers both files.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from twin.sim import registry
 from twin.sim.model import Inject, TwinModel
 from twin.sim.parameters import Kpi, Parameter
 
-TOP_KEYS = ("scenario", "hazard", "injects", "plans")
+TOP_KEYS = ("extends", "scenario", "hazard", "injects", "plans")
 SCENARIO_KEYS = ("name", "description", "city", "model", "start", "horizon_s", "step_s", "report_every_s",
                  "replications", "seed", "kpis")
 INJECT_KEYS = ("at_s", "kind", "target", "parameters")
@@ -300,23 +304,59 @@ def _string(check: _Check, table: dict, key: str, loc: tuple, expected: str, *, 
     return value
 
 
-def read_scenario(path: str | Path) -> Scenario:
-    """Read and check a scenario file; an InputError lists every problem found."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(Problem(str(path), "", "no scenario file here; a scenario is a .toml file with "
-                                 "[scenario] and two or more [plans.<id>] tables (see scenarios/)"))
+def _load_toml(path: Path) -> tuple[bytes, str, dict]:
+    """Bytes, text and parsed tables of a scenario file (an InputError naming the line if it is no TOML)."""
     data = path.read_bytes()
-    file_hash = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8")
-        raw = tomllib.loads(text)
+        return data, text, tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise InputError(Problem(str(path), "", f"not UTF-8 text: {exc}")) from None
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_LINE.search(str(exc))
         where = f"line {found.group(1)}" if found else ""
         raise InputError(Problem(str(path), where, f"not valid TOML: {exc}")) from None
+
+
+def _base_of(path: Path, extends: Any) -> Path:
+    """The file an ``extends = "other.toml"`` key names, relative to the extending file."""
+    if not isinstance(extends, str) or not extends.strip():
+        raise InputError(Problem(str(path), "extends", f"{extends!r} is not a file name; give the scenario this one "
+                                 'varies, e.g. extends = "flood_carlisle.toml"'))
+    base = (path.parent / extends).resolve()
+    if not base.is_file() or base == path.resolve():
+        raise InputError(Problem(str(path), "extends", f"{base} is not another scenario file"))
+    return base
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``base`` with the tables of ``over`` merged in key by key (values and lists replaced)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file; an InputError lists every problem found."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(Problem(str(path), "", "no scenario file here; a scenario is a .toml file with "
+                                 "[scenario] and two or more [plans.<id>] tables (see scenarios/)"))
+    data, text, raw = _load_toml(path)
+    digest = hashlib.sha256(data)
+    if "extends" in raw:
+        base_path = _base_of(path, raw["extends"])
+        base_data, _, base_raw = _load_toml(base_path)
+        if "extends" in base_raw:
+            raise InputError(Problem(str(base_path), "extends", "a scenario that is extended may not extend "
+                                     "another; merge the two into one base file"))
+        digest.update(base_data)
+        raw = _merged(base_raw, {k: v for k, v in raw.items() if k != "extends"})
+    file_hash = digest.hexdigest()
     check = _Check(path, text)
     check.unknown_keys(raw, list(TOP_KEYS), (), "a scenario file")
 

@@ -1,0 +1,260 @@
+"""Where responders and evacuees can go while the water rises.
+
+The movement network is the city's road graph where it has one; where it has
+none (the Carlisle sample) it is a lattice over the flood grid: one node per
+block of ``spacing_m``, links to the eight neighbours, no nodes on water.
+Either way every link knows the flood cells under it, so the water on a link
+is the deepest cell it crosses, and the same rules apply:
+
+* vehicles slow down with depth as Pregnolato et al. (2017) measured, the
+  speed limit on a flooded road being v(d) = 0.0009 d^2 - 0.5529 d + 86.9448
+  km/h for d in mm, and stop above ``vehicle_limit_m`` (0.3 m in that study);
+* pedestrians walk at their pace and stop above ``walk_limit_m``;
+* closed links are impassable to both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
+
+VEHICLE_LIMIT_M = 0.3
+"""Depth above which a road is impassable to cars (Pregnolato et al. 2017: 300 mm)."""
+
+
+def flooded_speed_limit_mps(depth_m: np.ndarray) -> np.ndarray:
+    """Pregnolato et al. (2017) speed limit on a flooded road (m/s); 0 from 0.3 m on."""
+    d_mm = np.clip(np.asarray(depth_m, dtype=np.float64) * 1000.0, 0.0, None)
+    kph = 0.0009 * d_mm ** 2 - 0.5529 * d_mm + 86.9448
+    return np.where(d_mm < 300.0, np.maximum(kph, 0.0) / 3.6, 0.0)
+
+
+@dataclass
+class Route:
+    """A path over links: the nodes passed, the links taken and the time it takes now (s)."""
+
+    nodes: np.ndarray
+    links: np.ndarray
+    time_s: float
+
+    @property
+    def found(self) -> bool:
+        return math.isfinite(self.time_s)
+
+
+@dataclass
+class MovementNetwork:
+    """Directed links with their length, free speed and the flood cells under them."""
+
+    kind: str                       # "roads" or "grid"
+    node_xy: np.ndarray             # (n, 2) m
+    link_u: np.ndarray              # (m,) int64
+    link_v: np.ndarray              # (m,) int64
+    length_m: np.ndarray            # (m,)
+    free_speed_mps: np.ndarray      # (m,)
+    cell_ptr: np.ndarray            # (m + 1,) into cell_idx
+    cell_idx: np.ndarray            # flat flood-cell indices under each link
+    name: np.ndarray | None = None  # road names, where there are roads
+    road_of_link: np.ndarray = field(init=False, repr=False)
+    """Links joining the same two nodes (both directions of a street) are one road."""
+    _tree: cKDTree | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        lo, hi = np.minimum(self.link_u, self.link_v), np.maximum(self.link_u, self.link_v)
+        _, self.road_of_link = np.unique(lo * self.n_nodes + hi, return_inverse=True)
+        self.road_of_link = self.road_of_link.astype(np.int64)
+
+    @property
+    def n_roads(self) -> int:
+        return int(self.road_of_link.max()) + 1 if self.road_of_link.size else 0
+
+    def road_length_m(self) -> np.ndarray:
+        """Length of each road (m): the shortest of its links."""
+        out = np.full(self.n_roads, np.inf)
+        np.minimum.at(out, self.road_of_link, self.length_m)
+        return out
+
+    def road_depth(self, link_depth_m: np.ndarray) -> np.ndarray:
+        """Deepest water (m) on each road, over its links."""
+        out = np.zeros(self.n_roads)
+        np.maximum.at(out, self.road_of_link, link_depth_m)
+        return out
+
+    def road_midpoints(self) -> np.ndarray:
+        """(n_roads, 2) midpoint of each road."""
+        first = np.zeros(self.n_roads, dtype=np.int64)
+        first[self.road_of_link[::-1]] = np.arange(self.n_links)[::-1]
+        return 0.5 * (self.node_xy[self.link_u[first]] + self.node_xy[self.link_v[first]])
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self.node_xy.shape[0])
+
+    @property
+    def n_links(self) -> int:
+        return int(self.link_u.size)
+
+    # ---- building --------------------------------------------------------------------
+
+    @classmethod
+    def from_roads(cls, network, cell_of_points, cell_size_m: float) -> MovementNetwork:
+        """The city's road graph; each link sampled every half cell along its line."""
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        counts = np.zeros(network.n_edges, dtype=np.int64)
+        for e, geom in enumerate(network.geometry):
+            n = max(int(math.ceil(geom.length / (0.5 * cell_size_m))), 1)
+            pts = np.asarray([geom.interpolate(d).coords[0] for d in np.linspace(0.0, geom.length, n + 1)])
+            xs.append(pts[:, 0])
+            ys.append(pts[:, 1])
+            counts[e] = n + 1
+        cells = cell_of_points(np.concatenate(xs), np.concatenate(ys)) if xs else np.zeros(0, np.int64)
+        ptr = np.zeros(network.n_edges + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return cls("roads", network.node_xy.copy(), network.edge_u.astype(np.int64), network.edge_v.astype(np.int64),
+                   network.length_m.astype(np.float64), network.free_speed_mps.astype(np.float64), ptr,
+                   cells.astype(np.int64), name=network.name)
+
+    @classmethod
+    def lattice(cls, open_cells: np.ndarray, transform, cell_size_m: float, *, spacing_m: float,
+                speed_mps: float, uncrossable: np.ndarray | None = None) -> MovementNetwork:
+        """A lattice over the open cells of a grid: nodes every ``spacing_m``, links to 8 neighbours.
+
+        Nodes sit on open cells that are not ``uncrossable`` (rivers); a link
+        that would cross an uncrossable cell is left out (without a road layer
+        nothing says where the bridges are).
+        """
+        if uncrossable is not None:
+            open_cells = open_cells & ~uncrossable
+        rows, cols = open_cells.shape
+        k = max(int(round(spacing_m / cell_size_m)), 1)
+        centre_r = np.arange(k // 2, rows, k)
+        centre_c = np.arange(k // 2, cols, k)
+        rr, cc = np.meshgrid(centre_r, centre_c, indexing="ij")
+        ok = open_cells[rr, cc]
+        node_id = np.full(rr.shape, -1, dtype=np.int64)
+        node_id[ok] = np.arange(int(ok.sum()))
+        x, y = transform * (cc[ok] + 0.5, rr[ok] + 0.5)
+        node_xy = np.column_stack([x, y])
+        us, vs = [], []
+        for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            b = _shifted(node_id, dr, dc)
+            both = (node_id >= 0) & (b >= 0)
+            us.append(node_id[both])
+            vs.append(b[both])
+        u = np.concatenate(us)
+        v = np.concatenate(vs)
+        node_rc = np.column_stack([rr[ok], cc[ok]])
+        steps = np.linspace(0.0, 1.0, k + 1)
+        ru = node_rc[u][:, 0][:, None] + (node_rc[v][:, 0] - node_rc[u][:, 0])[:, None] * steps
+        cu = node_rc[u][:, 1][:, None] + (node_rc[v][:, 1] - node_rc[u][:, 1])[:, None] * steps
+        samples = (np.rint(ru).astype(np.int64) * cols + np.rint(cu).astype(np.int64))
+        # keep the open cells only (a link may graze a wall; the water on it is on the open cells)
+        open_flat = open_cells.reshape(-1)
+        if uncrossable is not None:
+            crosses = uncrossable.reshape(-1)[samples].any(axis=1)
+            u, v, samples = u[~crosses], v[~crosses], samples[~crosses]
+        keep = open_flat[samples]
+        length = np.hypot(*(node_xy[v] - node_xy[u]).T)
+        # links in both directions, each with the open cells it crosses
+        u2, v2 = np.concatenate([u, v]), np.concatenate([v, u])
+        keep2 = np.concatenate([keep, keep])
+        ptr = np.zeros(u2.size + 1, dtype=np.int64)
+        np.cumsum(keep2.sum(axis=1), out=ptr[1:])
+        return cls("grid", node_xy, u2, v2, np.concatenate([length, length]),
+                   np.full(u2.size, float(speed_mps)), ptr, np.concatenate([samples, samples])[keep2])
+
+    # ---- water on the links ------------------------------------------------------------
+
+    def link_depth(self, depth_flat: np.ndarray) -> np.ndarray:
+        """Deepest water (m) under each link."""
+        values = depth_flat[self.cell_idx]
+        out = np.zeros(self.n_links)
+        nonempty = np.diff(self.cell_ptr) > 0
+        if values.size:
+            out[nonempty] = np.maximum.reduceat(values, self.cell_ptr[:-1][nonempty])
+        return out
+
+    def vehicle_time_s(self, depth_m: np.ndarray, closed: np.ndarray | None = None,
+                       limit_m: float = VEHICLE_LIMIT_M) -> np.ndarray:
+        """Travel time per link for a vehicle now (s); inf where closed or deeper than ``limit_m``."""
+        speed = np.minimum(self.free_speed_mps, flooded_speed_limit_mps(depth_m))
+        speed = np.where(depth_m > limit_m, 0.0, speed)
+        if closed is not None:
+            speed = np.where(closed, 0.0, speed)
+        with np.errstate(divide="ignore"):
+            return np.where(speed > 0, self.length_m / np.maximum(speed, 1e-12), np.inf)
+
+    def walk_time_s(self, depth_m: np.ndarray, speed_mps: float, limit_m: float,
+                    closed: np.ndarray | None = None) -> np.ndarray:
+        """Travel time per link on foot (s); inf where closed or deeper than ``limit_m``."""
+        blocked = depth_m > limit_m
+        if closed is not None:
+            blocked |= closed
+        return np.where(blocked, np.inf, self.length_m / speed_mps)
+
+    # ---- routing -------------------------------------------------------------------------
+
+    def _matrix(self, time_s: np.ndarray) -> tuple[csr_matrix, np.ndarray]:
+        """Sparse graph of the passable links (the quickest of parallel links) and the link per entry."""
+        ok = np.isfinite(time_s) & (self.link_u != self.link_v)
+        e = np.flatnonzero(ok)
+        e = e[np.lexsort((time_s[e], self.link_v[e], self.link_u[e]))]
+        keys = self.link_u[e] * self.n_nodes + self.link_v[e]
+        first = np.ones(keys.size, dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        e = e[first]
+        mat = csr_matrix((np.maximum(time_s[e], 1e-9), (self.link_u[e], self.link_v[e])),
+                         shape=(self.n_nodes, self.n_nodes))
+        return mat, e
+
+    def times_from(self, sources: np.ndarray, time_s: np.ndarray, *, reverse: bool = False) -> np.ndarray:
+        """Quickest time (s) from each source to every node (to, with ``reverse``); inf if cut off."""
+        mat, _ = self._matrix(time_s)
+        if reverse:
+            mat = mat.T.tocsr()
+        return np.atleast_2d(dijkstra(mat, directed=True, indices=np.atleast_1d(sources)))
+
+    def route(self, src: int, dst: int, time_s: np.ndarray) -> Route:
+        """The quickest route now from node ``src`` to node ``dst``."""
+        mat, entry_link = self._matrix(time_s)
+        dist, pred = dijkstra(mat, directed=True, indices=int(src), return_predecessors=True)
+        if not np.isfinite(dist[dst]):
+            return Route(np.array([src], dtype=np.int64), np.zeros(0, dtype=np.int64), math.inf)
+        nodes = [int(dst)]
+        while nodes[-1] != src:
+            nodes.append(int(pred[nodes[-1]]))
+        path = np.asarray(nodes[::-1], dtype=np.int64)
+        keys = self.link_u[entry_link] * self.n_nodes + self.link_v[entry_link]
+        order = np.argsort(keys)
+        hit = order[np.searchsorted(keys[order], path[:-1] * self.n_nodes + path[1:])]
+        return Route(path, entry_link[hit], float(dist[dst]))
+
+    def nearest_node(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        """Node nearest to each point."""
+        if self._tree is None:
+            self._tree = cKDTree(self.node_xy)
+        _, idx = self._tree.query(np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]))
+        return np.asarray(idx, dtype=np.int64)
+
+    def road_km(self, road_mask: np.ndarray) -> float:
+        """Length (km) of the roads in ``road_mask``."""
+        return float(self.road_length_m()[road_mask].sum()) / 1000.0
+
+    def link_midpoints(self) -> np.ndarray:
+        return 0.5 * (self.node_xy[self.link_u] + self.node_xy[self.link_v])
+
+
+def _shifted(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """``a`` moved so that element [r, c] holds a[r + dr, c + dc] (-1 outside)."""
+    out = np.full_like(a, -1)
+    rows, cols = a.shape
+    r0, r1 = max(0, -dr), rows - max(0, dr)
+    c0, c1 = max(0, -dc), cols - max(0, dc)
+    out[r0:r1, c0:c1] = a[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+    return out
