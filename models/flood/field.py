@@ -116,7 +116,8 @@ def storm_formula(name: str) -> StormFormula | None:
 class FloodField:
     """The water on the city: solver, sources and sinks, stepped by the response model."""
 
-    prep: PreparedRun
+    prep: PreparedRun | None
+    """The city's inputs as read (None for a bare solver in tests)."""
     sinks: SurfaceSinks
     sim: Simulation
     pumped_m3: float = 0.0
@@ -147,11 +148,11 @@ class FloodField:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.prep.domain.shape
+        return self.sim.grid.shape
 
     @property
     def cell_area_m2(self) -> float:
-        return self.prep.grid.cell_area_m2
+        return self.sim.grid.cell_area_m2
 
     def cells_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Flat index of the open cell nearest to each point (an obstacle or outside: the nearest open one)."""
@@ -173,7 +174,7 @@ class FloodField:
     def cell_xy(self, flat: np.ndarray) -> np.ndarray:
         """(n, 2) centres of cells given by flat index."""
         r, c = np.divmod(np.asarray(flat, dtype=np.int64), self.shape[1])
-        x, y = self.prep.domain.transform * (c + 0.5, r + 0.5)
+        x, y = self.prep.domain.transform @ (c + 0.5, r + 0.5)
         return np.column_stack([x, y])
 
     # ---- stepping --------------------------------------------------------------------
@@ -182,7 +183,8 @@ class FloodField:
         return self._rate
 
     def _set_sources(self, t_s: float, dt_s: float) -> None:
-        rain = self.prep.rain.rate_m_per_s(t_s + 0.5 * dt_s) if self.prep.rain is not None else np.zeros(())
+        series = self.prep.rain if self.prep is not None else None
+        rain = series.rate_m_per_s(t_s + 0.5 * dt_s) if series is not None else np.zeros(())
         if self.sinks.infiltration is None and self.sinks.drainage is None:
             self._rate = rain if np.ndim(rain) else float(rain)
             return

@@ -41,7 +41,7 @@ class Forecast:
             from scipy.ndimage import minimum_filter
 
             a = minimum_filter(a, size=2 * radius_cells + 1, mode="nearest")
-        col, row = ~self.transform * (np.asarray(x, float), np.asarray(y, float))
+        col, row = ~self.transform @ (np.asarray(x, float), np.asarray(y, float))
         r, c = np.floor(row).astype(np.int64), np.floor(col).astype(np.int64)
         inside = (r >= 0) & (r < a.shape[0]) & (c >= 0) & (c < a.shape[1])
         out = np.full(r.shape, np.inf)

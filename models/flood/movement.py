@@ -139,7 +139,7 @@ class MovementNetwork:
         ok = open_cells[rr, cc]
         node_id = np.full(rr.shape, -1, dtype=np.int64)
         node_id[ok] = np.arange(int(ok.sum()))
-        x, y = transform * (cc[ok] + 0.5, rr[ok] + 0.5)
+        x, y = transform @ (cc[ok] + 0.5, rr[ok] + 0.5)
         node_xy = np.column_stack([x, y])
         us, vs = [], []
         for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):

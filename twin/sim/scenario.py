@@ -71,6 +71,8 @@ class Scenario:
     hazard: dict[str, Any]
     injects: tuple[Inject, ...]
     plans: dict[str, Plan]
+    base_path: Path | None = None
+    """The file this one ``extends``, if any."""
 
     def seed_for(self, replication: int) -> int:
         """The seed of replication ``replication``, the same for every plan."""
@@ -348,6 +350,7 @@ def read_scenario(path: str | Path) -> Scenario:
                                  "[scenario] and two or more [plans.<id>] tables (see scenarios/)"))
     data, text, raw = _load_toml(path)
     digest = hashlib.sha256(data)
+    base_path = None
     if "extends" in raw:
         base_path = _base_of(path, raw["extends"])
         base_data, _, base_raw = _load_toml(base_path)
@@ -424,7 +427,8 @@ def read_scenario(path: str | Path) -> Scenario:
     return Scenario(
         path=path.resolve(), file_hash=file_hash, name=name, description=description, city=city_path, model=model,
         start=start, horizon_s=horizon_s, step_s=step_s, report_every_s=report_every_s,
-        replications=replications, seed=seed, kpis=kpis, hazard=hazard, injects=injects, plans=plans)
+        replications=replications, seed=seed, kpis=kpis, hazard=hazard, injects=injects, plans=plans,
+        base_path=base_path)
 
 
 def _kpis(check: _Check, sc: dict, model_cls: type[TwinModel] | None) -> tuple[str, ...]:

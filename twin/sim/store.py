@@ -191,6 +191,9 @@ class ResultsStore:
             "versions": versions(),
         }
         _copy_atomic(Path(scenario.path), out / SCENARIO_COPY)
+        if scenario.base_path is not None:  # the copy's ``extends`` then finds it beside it
+            _copy_atomic(Path(scenario.base_path), out / Path(scenario.base_path).name)
+            manifest["base_file"] = str(Path(scenario.base_path).resolve())
         _write_json_atomic(out / MANIFEST, manifest)
         return cls(out)
 

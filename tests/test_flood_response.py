@@ -1,0 +1,263 @@
+"""The flood response: road closures, pumps, evacuation, and the whole model on the Carlisle sample."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from models.flood.evacuation import SHELTERED, STRANDED, TRAVELLING, Evacuation, EvacuationRules, Households, Shelters
+from models.flood.field import FloodField
+from models.flood.hydraulics import FloodGrid, Simulation
+from models.flood.movement import MovementNetwork, flooded_speed_limit_mps
+from models.flood.police import ClosureRules, PolicePost, RoadClosures
+from models.flood.sources import SurfaceSinks
+from twin.sim.runner import run_scenario
+from twin.sim.scenario import read_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+CARLISLE_SCENARIO = ROOT / "scenarios" / "flood_carlisle.toml"
+
+
+class _Host:
+    """What a Mesa agent needs of its model (a registry of agents) without a whole flood model."""
+
+    def __init__(self) -> None:
+        from mesa import Model
+
+        self.model = Model(seed=0)
+
+
+def _lattice(rows: int = 5, cols: int = 8, cell_m: float = 10.0) -> MovementNetwork:
+    return MovementNetwork.lattice(np.ones((rows, cols), dtype=bool), Affine(cell_m, 0, 0, 0, -cell_m, rows * cell_m),
+                                   cell_m, spacing_m=cell_m, speed_mps=10.0)
+
+
+# ----------------------------------------------------------------------------- movement
+
+
+def test_lattice_links_both_ways_and_roads_once() -> None:
+    net = _lattice(3, 4)
+    assert net.n_nodes == 12
+    # 4-neighbour: 3*3 + 2*4 = 17, diagonals 2 * 2*3 = 12: 29 roads, each a link each way
+    assert net.n_roads == 29 and net.n_links == 58
+    assert net.road_km(np.ones(net.n_roads, dtype=bool)) == pytest.approx((17 * 10 + 12 * 10 * math.sqrt(2)) / 1000)
+
+
+def test_lattice_crosses_no_river() -> None:
+    river = np.zeros((5, 8), dtype=bool)
+    river[:, 4] = True
+    net = MovementNetwork.lattice(np.ones((5, 8), dtype=bool), Affine(10, 0, 0, 0, -10, 50), 10.0,
+                                  spacing_m=10.0, speed_mps=10.0, uncrossable=river)
+    west = net.node_xy[:, 0] < 40
+    times = net.times_from(np.array([int(np.flatnonzero(west)[0])]), net.length_m / net.free_speed_mps)[0]
+    assert np.all(np.isfinite(times[west])) and np.all(np.isinf(times[~west]))
+
+
+def test_flooded_speed_follows_pregnolato_and_stops_at_0_3_m() -> None:
+    v = flooded_speed_limit_mps(np.array([0.0, 0.1, 0.2, 0.299, 0.3, 1.0]))
+    assert v[0] == pytest.approx(86.9448 / 3.6)
+    assert v[1] == pytest.approx((0.0009 * 100 ** 2 - 0.5529 * 100 + 86.9448) / 3.6)
+    assert np.all(np.diff(v[:4]) < 0) and v[4] == 0 and v[5] == 0
+    net = _lattice()
+    depth = np.zeros(net.n_links)
+    depth[0] = 0.31
+    t = net.vehicle_time_s(depth)
+    assert math.isinf(t[0]) and t[1] == pytest.approx(net.length_m[1] / 10.0)
+
+
+# ----------------------------------------------------------------------------- closures
+
+
+def _closures(net: MovementNetwork, *, reaction_s: float = 0.0, close_m: float = 0.3) -> RoadClosures:
+    host = _Host()
+    post = PolicePost(host.model, "post-1", node=0, officers=1)
+    return RoadClosures(net, ClosureRules(close_depth_m=close_m, reopen_depth_m=0.1, reopen_after_s=600.0,
+                                          reaction_s=reaction_s, danger_depth_m=0.3), [post], radius_m=1e6)
+
+
+def test_a_road_closes_when_and_only_when_its_water_passes_the_threshold() -> None:
+    net = _lattice()
+    roads = _closures(net)
+    free = net.length_m / net.free_speed_mps
+    road = int(net.road_of_link[np.flatnonzero(net.link_u == 0)[0]])  # starts at the post: no drive
+    depth = np.zeros(net.n_roads)
+    for t, d in enumerate([0.0, 0.1, 0.2, 0.3, 0.29999]):
+        depth[road] = d
+        roads.update(60.0 * t, depth, free)
+        assert not roads.closed.any(), f"closed at {d} m, not above the 0.3 m threshold"
+    depth[road] = 0.30001
+    roads.update(300.0, depth, free)
+    assert roads.closed[road] and roads.closed.sum() == 1
+    assert roads.late_km() == 0.0  # closed in the same step the water passed the danger depth
+    # reopens only after the water has stayed below 0.1 m for 600 s
+    for t, d in [(360, 0.2), (420, 0.09), (900, 0.05), (1000, 0.11), (1060, 0.05), (1600, 0.05)]:
+        depth[road] = d
+        roads.update(float(t), depth, free)
+        assert roads.closed[road]
+    depth[road] = 0.05
+    roads.update(1660.0, depth, free)
+    assert not roads.closed[road] and roads.reopenings == 1
+
+
+def test_a_closure_waits_for_reaction_and_travel_and_an_open_flooded_road_is_late() -> None:
+    net = _lattice()
+    roads = _closures(net, reaction_s=120.0)
+    free = net.length_m / net.free_speed_mps
+    far = int(np.argmax(np.hypot(*net.road_midpoints().T)))
+    first = roads._first_link[far]
+    travel = min(net.times_from(np.array([0]), free)[0][[net.link_u[first], net.link_v[first]]])
+    depth = np.zeros(net.n_roads)
+    depth[far] = 0.5
+    roads.update(0.0, depth, free)
+    assert not roads.closed[far] and roads.pending_at_s[far] == pytest.approx(120.0 + travel)
+    assert roads.late_km() == pytest.approx(net.road_length_m()[far] / 1000)
+    roads.update(119.0 + travel, depth, free)
+    assert not roads.closed[far]
+    roads.update(120.0 + travel, depth, free)
+    assert roads.closed[far]
+
+
+def test_roads_beyond_every_post_are_never_closed() -> None:
+    net = _lattice()
+    host = _Host()
+    roads = RoadClosures(net, ClosureRules(reaction_s=0.0), [PolicePost(host.model, "p", 0, 1)], radius_m=15.0)
+    depth = np.full(net.n_roads, 1.0)
+    for t in range(0, 600, 10):  # one officer: barriers go up one after another
+        roads.update(float(t), depth, net.length_m / net.free_speed_mps)
+    near = np.hypot(*(net.road_midpoints() - net.node_xy[0]).T) <= 15.0
+    assert np.array_equal(roads.closed, near)
+
+
+# ----------------------------------------------------------------------------- pumps
+
+
+def _pool(depth_m: float, cells: int = 10) -> FloodField:
+    grid = FloodGrid(np.zeros((cells, cells)), 10.0, manning_n=0.03)
+    sim = Simulation(grid, boundary="closed", initial_depth_m=depth_m)
+    return FloodField(None, SurfaceSinks(), sim)
+
+
+def test_a_pump_removes_what_its_rate_says() -> None:
+    field = _pool(0.5)
+    start = field.sim.storage_m3()
+    pump = (np.array([55]), 0.2)
+    pumped = sum(field.advance(60.0, [pump])[0] for _ in range(10))
+    assert pumped == pytest.approx(0.2 * 600.0, rel=1e-12)
+    assert field.sim.storage_m3() == pytest.approx(start - pumped, rel=1e-12)
+    assert abs(field.balance.relative_error) < 1e-12
+
+
+def test_a_pump_takes_no_more_than_is_there() -> None:
+    field = _pool(0.001, cells=4)  # 16 cells x 100 m2 x 1 mm = 1.6 m3
+    start = field.sim.storage_m3()
+    everything = np.arange(16)
+    pumped = sum(field.advance(60.0, [(everything, 1.0)])[0] for _ in range(5))
+    assert pumped == pytest.approx(start, rel=1e-12)
+    assert field.sim.storage_m3() == pytest.approx(0.0, abs=1e-12)
+    assert field.sim.h.min() >= 0.0
+    assert abs(field.balance.relative_error) < 1e-12
+
+
+# ----------------------------------------------------------------------------- evacuation
+
+
+def test_evacuees_never_exceed_a_shelters_capacity() -> None:
+    net = _lattice(6, 6)
+    rng = np.random.default_rng(0)
+    n = 40
+    persons = rng.integers(1, 9, n)
+    rules = EvacuationRules(lead_time_s=600.0, compliance=1.0, prepare_s=300.0, car_share=0.5, refresh_s=60.0)
+    forecast = rng.uniform(600.0, 3000.0, n)
+    hh = Households.build(persons, np.zeros(n, dtype=np.int64), rng.integers(0, net.n_nodes, n), forecast, rules,
+                          np.random.default_rng(1))
+    shelters = Shelters(["north", "south"], np.array([0, net.n_nodes - 1]), np.array([30, 25]))
+    evac = Evacuation(net, hh, shelters, rules)
+    depth_links = np.zeros(net.n_links)
+    free = net.length_m / net.free_speed_mps
+    for t in range(0, 4 * 3600, 60):
+        evac.update(float(t), np.zeros(1), depth_links, free, np.zeros(net.n_links, dtype=bool))
+        assert np.all(shelters.booked <= shelters.capacity)
+        inside = np.bincount(hh.shelter[hh.state == SHELTERED], weights=hh.persons[hh.state == SHELTERED],
+                             minlength=2)
+        assert np.all(inside <= shelters.capacity)
+    assert not np.any(hh.state == TRAVELLING)
+    sheltered = hh.persons[hh.state == SHELTERED].sum()
+    assert sheltered == shelters.booked.sum() and sheltered <= 55
+    # those left out found no room for the whole household anywhere (room only shrinks)
+    stranded = np.flatnonzero(hh.state == STRANDED)
+    assert stranded.size and np.all(persons[stranded] > shelters.room.max())
+
+
+def test_warnings_come_lead_time_before_the_forecast_and_only_compliers_leave() -> None:
+    rules = EvacuationRules(lead_time_s=1800.0, compliance=0.5, prepare_s=0.0)
+    n = 2000
+    forecast = np.full(n, 5000.0)
+    forecast[:10] = np.inf
+    hh = Households.build(np.ones(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), forecast, rules,
+                          np.random.default_rng(4))
+    assert np.all(hh.warn_at_s[10:] == 3200.0) and np.all(np.isinf(hh.warn_at_s[:10]))
+    assert 0.45 < hh.complies.mean() < 0.55
+    again = Households.build(np.ones(n), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), forecast, rules,
+                             np.random.default_rng(4))
+    assert np.array_equal(hh.complies, again.complies)
+
+
+# ----------------------------------------------------------------------------- the scenario
+
+
+def _quick_scenario(tmp_path: Path, horizon_s: int = 7200) -> Path:
+    """The Carlisle scenario on 80 m cells for two hours, without its inject (its plans unchanged)."""
+    path = tmp_path / "quick.toml"
+    base = Path(__import__("os").path.relpath(CARLISLE_SCENARIO, tmp_path))
+    city = Path(__import__("os").path.relpath(ROOT / "gis_data" / "carlisle", tmp_path))
+    path.write_text(f'extends = "{base.as_posix()}"\ninjects = []\n\n[scenario]\ncity = "{city.as_posix()}"\n'
+                    f"horizon_s = {horizon_s}\nreport_every_s = 1800\nreplications = 1\n\n"
+                    "[hazard]\ncoarsen = 16\nforecast_coarsen = 1\nlattice_spacing_m = 80.0\n")
+    return path
+
+
+def test_carlisle_scenario_reads_and_the_analyst_file_extends_it() -> None:
+    trainer = read_scenario(CARLISLE_SCENARIO)
+    analyst = read_scenario(ROOT / "scenarios" / "flood_carlisle_analyst.toml")
+    assert trainer.model == "flood" and set(trainer.plans) == {"A", "B"}
+    assert trainer.hazard["coarsen"] == 4 and analyst.hazard["coarsen"] == 1
+    assert analyst.plans["B"].parameters == trainer.plans["B"].parameters
+    assert analyst.base_path == CARLISLE_SCENARIO.resolve() and analyst.file_hash != trainer.file_hash
+
+
+@pytest.fixture(scope="module")
+def carlisle_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("flood")
+    scenario = _quick_scenario(folder)
+    return scenario, run_scenario(scenario, out=folder / "store", workers=1)
+
+
+def test_carlisle_plans_run_through_the_framework(carlisle_runs) -> None:
+    scenario, store = carlisle_runs
+    sc = read_scenario(scenario)
+    assert (store.path / "flood_carlisle.toml").is_file()
+    for plan in ("A", "B"):
+        kpis = store.kpis(plan, 0)
+        assert list(kpis["time_s"]) == [0.0, 1800.0, 3600.0, 5400.0, 7200.0]
+        assert kpis["mass_error"].max() < 1e-6
+        assert kpis["flooded_area_03_km2"].iloc[-1] > 0
+        assert np.all(np.diff(kpis["people_exposed"]) >= 0) and np.all(np.diff(kpis["late_closure_km"]) >= 0)
+        crews = sc.plans[plan].parameters["pump_crews"]
+        assert 0 <= kpis["volume_pumped_m3"].iloc[-1] <= crews * 0.25 * 7200 + 1e-9
+        frames = store.frames(plan, 0)
+        assert frames["depth_m"].shape[0] == 5 and frames["depth_m"].dtype == np.float16
+    # plan B pre-positions two pumps at hotspots that flood within the two hours: it pumps, plan A's crews wait
+    assert store.kpis("B", 0)["volume_pumped_m3"].iloc[-1] > store.kpis("A", 0)["volume_pumped_m3"].iloc[-1]
+
+
+def test_carlisle_same_seed_same_result(carlisle_runs, tmp_path: Path) -> None:
+    scenario, store = carlisle_runs
+    again = run_scenario(scenario, out=tmp_path / "again", plans=["B"], workers=1)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(again.kpis("B", 0), store.kpis("B", 0), check_exact=True)
+    assert again.log("B", 0) == store.log("B", 0)
