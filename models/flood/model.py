@@ -105,7 +105,8 @@ class FloodResponseModel(TwinModel):
                                                            "exposure depth (cumulative)"),
         Kpi("people_evacuated", "persons", "final", "higher", "residents arrived at a shelter"),
         Kpi("people_stranded", "persons", "final", "lower", "complying residents who found no shelter they could reach"),
-        Kpi("roads_impassable_km", "km", "max", "lower", "road deeper than the vehicle limit"),
+        Kpi("roads_impassable_km", "km", "max", "lower", "road deeper than the vehicle limit (lattice links where "
+                                                         "the city has no road layer)"),
         Kpi("roads_closed_km", "km", "max", "lower", "road closed by the police"),
         Kpi("late_closure_km", "km", "final", "lower", "road that carried water above the danger depth while open"),
         Kpi("volume_pumped_m3", "m3", "final", "higher", "water removed by pumps"),
