@@ -44,6 +44,8 @@ The compiled passes share blocks of rows out between threads; inside a block
 rows run in order.  Faces on the seam between two blocks are copied before the
 in-place updates, so that no block reads a value another block is rewriting.
 Rows whose depth is nowhere above ``h_min_m`` skip the face computation.
+Grids under ``_SERIAL_CELLS`` run as one block on the calling thread; the
+blocks give the same results to the bit whatever their number.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numba
 import numpy as np
@@ -73,6 +76,7 @@ WALL_Z_M = 1.0e30
 _WALL_TEST_M = 1.0e29
 _TINY = 1e-300
 _SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
+_SERIAL_CELLS = 1 << 16  # grids smaller than this step on one thread (see _passes)
 _N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
 
 SourceRate = Callable[[float], "float | np.ndarray"]
@@ -806,6 +810,18 @@ def _blocks(rows: int) -> np.ndarray:
     return np.linspace(0, rows, nb + 1).round().astype(np.int64)
 
 
+def _passes(rows: int, cols: int) -> tuple[Callable[..., object], Callable[..., object], np.ndarray]:
+    """(pass 1, pass 2, row starts of the blocks) for a grid of ``rows`` x ``cols``.
+
+    Below ``_SERIAL_CELLS`` the passes run as one block on the calling thread:
+    waking the thread pool twice a step costs more than such a grid's
+    arithmetic, and much more when the cores are busy with other work.
+    """
+    if rows * cols < _SERIAL_CELLS or numba.get_num_threads() == 1:
+        return partial(_flux_block, 0), partial(_continuity_block, 0), np.array([0, rows], dtype=np.int64)
+    return _fluxes, _continuity, _blocks(rows)
+
+
 class Simulation:
     """A flood run on a :class:`FloodGrid`.
 
@@ -868,7 +884,7 @@ class Simulation:
             self._gn2_x, self._gn2_y = (a.astype(np.float32) for a in friction)
         self._open = self.edges.open_flags()
         self._edge_slope = -1.0 if self.edges.slope is None else float(self.edges.slope)
-        self._starts = _blocks(rows)
+        self._pass1, self._pass2, self._starts = _passes(rows, cols)
         nb = self._starts.size - 1
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
         self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
@@ -952,11 +968,11 @@ class Simulation:
         src, src_uniform, per_cell = self._source(t0 + 0.5 * dt_s)
         if self.theta < 1.0:
             _save_old_seams(self.qy, self._starts, self._seam_old)
-        _fluxes(self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
+        self._pass1(self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
                 self._open, self._edge_slope, self._starts, self._seam_old, self._f, self._limited,
                 self._tally[:, 5], dt_s, dx, dy, self.h_min_m, self.theta)
         _seams(self.h, self.qx, self.qy, self._f, self._limited, self._starts, self._seam, dt_s, dx, dy)
-        _continuity(self.h, self.qx, self.qy, self._f, self._limited, self._active, self._starts, self._seam,
+        self._pass2(self.h, self.qx, self.qy, self._f, self._limited, self._active, self._starts, self._seam,
                     src, src_uniform, per_cell, per_cell or src_uniform < 0.0, dt_s, dx, dy, self.h_min_m,
                     t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival, self._tally)
         sums, self._h_max, finite = _totals(self._tally)
