@@ -76,7 +76,7 @@ WALL_Z_M = 1.0e30
 _WALL_TEST_M = 1.0e29
 _TINY = 1e-300
 _SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
-_SERIAL_CELLS = 1 << 16  # grids smaller than this step on one thread (see _passes)
+_SERIAL_CELLS = 1 << 14  # grids smaller than this (128 x 128) step on one thread (see _passes)
 _N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
 
 SourceRate = Callable[[float], "float | np.ndarray"]
