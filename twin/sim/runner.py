@@ -108,13 +108,17 @@ def _record_json(record: RunRecord) -> dict[str, Any]:
     return {key: value for key, value in asdict(record).items() if key != "path"}
 
 
-def _worker_init(parent_pid: int) -> None:
+def _worker_init(parent_pid: int, threads: int) -> None:
     """Leave Ctrl-C to the parent, which stops the batch cleanly, and exit when the parent is gone.
 
     A pool worker blocks on its queue for ever once the parent is killed
-    (kill -9, a crashed app); a watcher thread ends it instead.
+    (kill -9, a crashed app); a watcher thread ends it instead.  Compiled
+    kernels get ``threads`` threads each, so that the workers together do not
+    ask for more cores than there are: OpenMP threads spinning for a busy
+    core stall a whole parallel kernel.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _share_cores(threads)
     if os.name != "posix":  # os.kill(pid, 0) is no liveness probe on Windows
         return
 
@@ -129,6 +133,16 @@ def _worker_init(parent_pid: int) -> None:
                 pass
 
     threading.Thread(target=watch, name="twin-parent-watch", daemon=True).start()
+
+
+def _share_cores(threads: int) -> None:
+    """Numba kernels of this process on ``threads`` threads, waiting passively for work."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 # ---------------------------------------------------------------------------- the batch
@@ -256,7 +270,8 @@ def _run_pool(scenario_path: str, store: ResultsStore, todo: list[tuple[str, int
               progress: _Progress, on_start: StartCallback | None, model_module: str) -> None:
     """At most ``workers`` runs in flight, so 'started' means running and Ctrl-C has little to cancel."""
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(model_module),
-                               initializer=_worker_init, initargs=(os.getpid(),))
+                               initializer=_worker_init,
+                               initargs=(os.getpid(), max(1, (os.cpu_count() or 1) // workers)))
     queue = list(reversed(todo))
     running: dict[Future, tuple[str, int]] = {}
     clean = False
