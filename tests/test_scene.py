@@ -6,6 +6,7 @@ Rendering runs off-screen under Xvfb (pytest-xvfb starts it).
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from twin.scene.city_scene import GROUND, SELECTED_COLOUR, CityScene, camera_for
 from twin.scene.export import export_gltf, screenshot
 from twin.scene.meshes import (
     TerrainSurface,
+    buildings_lod,
     extrude_polygons,
     hillshade,
     lines_mesh,
@@ -37,6 +39,45 @@ def _roof_area(mesh: pv.PolyData) -> float:
 
 
 # ----------------------------------------------------------------------------- meshes
+
+
+def _grid_city(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rectangular footprints on a 30 m grid and their heights (5-60 m)."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    i = np.arange(n)
+    w, h = rng.uniform(8, 25, n), rng.uniform(8, 25, n)
+    x0, y0 = (i % side) * 30.0 + rng.uniform(0, 30 - w), (i // side) * 30.0 + rng.uniform(0, 30 - h)
+    return shapely.box(x0, y0, x0 + w, y0 + h), rng.uniform(5, 60, n)
+
+
+def test_level_of_detail_of_a_big_city_is_far_smaller_and_keeps_its_extent() -> None:
+    geoms, height = _grid_city(20_000)
+    full = extrude_polygons(geoms, 0.0, height)
+    lod = buildings_lod(geoms, 0.0, height, max_boxes=1_000)
+    assert lod.n_cells <= 5 * 1_000 and full.n_cells >= 20 * lod.n_cells
+    # Same ground, same tallest roof (the skyline is kept), and the same footprint within 2 %
+    # (blocks keep their tile's built area, so they shrink a little from its edges).
+    assert lod.bounds[4] == pytest.approx(0.0) and lod.bounds[5] == pytest.approx(height.max())
+    assert np.allclose(lod.bounds[:4], full.bounds[:4], atol=0.02 * (full.bounds[1] - full.bounds[0]))
+    feature = np.asarray(lod.cell_data["feature"])
+    assert feature.min() >= 0 and feature.max() < len(geoms)
+    assert int(np.argmax(height)) in feature
+    # Roofs face up and walls sideways, as in the full mesh, for lighting.
+    normals = np.asarray(lod.cell_data["Normals"])
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0)
+    assert set(np.round(np.abs(normals[:, 2]), 6)) == {0.0, 1.0}
+
+
+def test_level_of_detail_of_a_small_city_keeps_every_building() -> None:
+    square = shapely.box(0, 0, 10, 10)
+    ell = shapely.Polygon([(20, 0), (40, 0), (40, 5), (25, 5), (25, 20), (20, 20)])
+    lod = buildings_lod(np.array([square, ell]), 0.0, np.array([12.0, 30.0]), z_scale=2.0)
+    feature = np.asarray(lod.cell_data["feature"])
+    assert (feature == 0).sum() == 5  # the square: a roof and four walls
+    # The L is far from its rotated rectangle: it keeps its shape (no box over its yard).
+    assert lod.extract_cells(np.flatnonzero(feature == 1)).bounds[5] == pytest.approx(60.0)
+    assert _roof_area(lod.extract_cells(np.flatnonzero(feature == 1))) == pytest.approx(ell.area)
 
 
 def test_extruded_box_is_a_closed_prism_of_the_right_volume() -> None:
@@ -278,6 +319,73 @@ def test_selection_and_style_update_the_actor_in_place(monaco, monaco_scene: Cit
         monaco_scene.sync_layer(plotter, layer)
     finally:
         monaco_scene.set_selection("", [])
+        plotter.close()
+
+
+def test_level_of_detail_is_drawn_while_moving_and_the_full_mesh_at_rest(monaco, monaco_scene: CityScene) -> None:
+    full, lod = monaco_scene.meshes["Buildings"], monaco_scene.layers["Buildings"].lod
+    assert lod is not None and lod.n_cells < 0.75 * full.n_cells
+    assert np.allclose(lod.bounds, full.bounds, atol=5.0)
+    plotter = _plotter(monaco_scene)
+    try:
+        plotter.enable_parallel_projection()
+        plotter.camera_position = top_down_camera(monaco.extent())
+        plotter.reset_camera()
+        tower_row = int(np.flatnonzero(monaco.buildings.frame["name"] == "Le Millefiori")[0])
+        centre = monaco.buildings.frame.geometry.iloc[tower_row].representative_point()
+        full_actor, lod_actor = monaco_scene.actors["Buildings"], monaco_scene.lod_actors["Buildings"]
+
+        def tower_pixel() -> np.ndarray:
+            plotter.render()
+            col, row = _display_xy(plotter, (centre.x, centre.y, 111.0))
+            return plotter.screenshot(return_img=True)[row, col, :3].astype(int)
+
+        still = tower_pixel()
+        assert full_actor.GetVisibility() and not lod_actor.GetVisibility()
+        assert monaco_scene.set_lod(True) and not monaco_scene.set_lod(True)
+        moving = tower_pixel()
+        assert lod_actor.GetVisibility() and not full_actor.GetVisibility() and not lod_actor.GetPickable()
+        # Selecting the tower recolours its level of detail too.
+        monaco_scene.set_selection("Buildings", [tower_row])
+        selected = tower_pixel()
+        monaco_scene.set_selection("Buildings", [])
+        assert monaco_scene.set_lod(False)
+        assert full_actor.GetVisibility() and not lod_actor.GetVisibility()
+        assert np.array_equal(tower_pixel(), still)
+        monaco_scene.actors["Buildings"].SetVisibility(False)
+        ground = tower_pixel()
+        monaco_scene.sync_all()
+        # The tower shows in both states: dark brick, not ground beige; yellow when selected.
+        for pixel in (still, moving):
+            assert np.abs(pixel - ground).max() > 20 and pixel.sum() < ground.sum()
+        assert selected[0] > 150 and selected[1] > 120 and selected[2] < 80
+    finally:
+        plotter.close()
+
+
+def test_shadows_compile_for_every_layer_and_unlit_layers_come_back(monaco_scene: CityScene,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """VTK's shadow pass needs lit shaders: flat areas and lines are lit while shadows are on
+    (else VTK logs shader compile errors and draws them wrongly)."""
+    from twin.scene.city_scene import set_sun
+
+    plotter = _plotter(monaco_scene)
+    try:
+        monaco_scene.reset_camera(plotter)
+        with caplog.at_level(logging.ERROR):
+            set_sun(plotter, monaco_scene, 180.0, 30.0, shadows=True)
+            plotter.screenshot(return_img=True)
+            monaco_scene.set_lod(True)
+            plotter.screenshot(return_img=True)
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text[:500]
+        assert monaco_scene.actors["Roads"].GetProperty().GetRenderLinesAsTubes()
+        assert monaco_scene.actors[GROUND].GetProperty().GetLighting()
+        set_sun(plotter, monaco_scene, 180.0, 30.0, shadows=False)
+        assert not monaco_scene.actors["Roads"].GetProperty().GetRenderLinesAsTubes()
+        assert not monaco_scene.actors[GROUND].GetProperty().GetLighting()
+        assert not monaco_scene.lod_actors["Buildings"].GetProperty().GetLighting()
+    finally:
+        monaco_scene.set_lod(False)
         plotter.close()
 
 

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pyvista as pv
 import shapely
-from vtkmodules.vtkFiltersCore import vtkAppendPolyData
 
 from twin.geo.layers import Layer
 from twin.geo.raster import Grid
@@ -30,6 +29,8 @@ from twin.progress import Feedback
 from twin.scene.meshes import (
     TerrainSurface,
     ZFunction,
+    append_polydata,
+    buildings_lod,
     extrude_polygons,
     ground_plane,
     lines_mesh,
@@ -49,6 +50,16 @@ LIFT_M = {"landuse": 0.3, "natural": 0.4, "water": 0.6, "roads": 1.0, "inflows":
 #: Line widths and point sizes in screen pixels.
 LINE_WIDTH_PX = {"roads": 2.0, "boundary": 3.0, "inflows": 3.0}
 POINT_SIZE_PX = 11.0
+#: Lighting of lit surfaces (buildings), and the sun and fill light of :func:`set_sun`.
+SURFACE_AMBIENT, SURFACE_DIFFUSE = 0.3, 0.75
+SUN_INTENSITY, FILL_INTENSITY = 0.85, 0.25
+#: The sun the app starts with (azimuth, elevation; degrees): mid-morning in the south-east.
+DEFAULT_SUN = (135.0, 35.0)
+#: Mean cosine between a face and the camera headlight, for shading the unlit level of detail.
+_FILL_COSINE = 0.6
+#: Ambient and diffuse of the flat layers (ground, terrain, areas) while shadows are on: they
+#: must be lit to take the shadow pass, and this keeps sunlit ground near its unlit colour.
+SHADOWED_FLAT_AMBIENT, SHADOWED_FLAT_DIFFUSE = 0.55, 0.5
 _POLYGONAL, _LINEAL = (3, 6), (1, 2, 5)
 
 # ----------------------------------------------------------------------------- default colours
@@ -189,7 +200,9 @@ class LayerMesh:
     ``draw``: "surface" (lit polygons: buildings), "flat" (unlit polygons:
     ground, terrain, areas), "lines" or "points".  ``base_rgba`` holds the
     style's colours before any selection (per cell, or per point when
-    ``on_points``).
+    ``on_points``).  ``lod`` is a much cheaper mesh of the same features
+    (cell data ``feature`` too) drawn instead while the camera moves;
+    ``closed`` marks outward-facing prisms, whose back faces are never seen.
     """
 
     name: str
@@ -202,6 +215,8 @@ class LayerMesh:
     line_width: float = 2.0
     point_size: float = POINT_SIZE_PX
     style_key: dict[str, Any] = field(default_factory=dict)
+    lod: pv.PolyData | None = None
+    closed: bool = False
 
     @property
     def rgba(self) -> np.ndarray:
@@ -223,6 +238,10 @@ class CityScene:
         self.z_scale = 1.0
         self.layers: dict[str, LayerMesh] = {}
         self.actors: dict[str, Any] = {}
+        self.lod_actors: dict[str, Any] = {}
+        self.lod_active = False
+        self.sun = DEFAULT_SUN
+        self.shadows = False
         self.surface: TerrainSurface | None = None
         self.timings_s: dict[str, float] = {}
         self._selected: tuple[str, np.ndarray] = ("", np.empty(0, dtype=np.int64))
@@ -276,6 +295,8 @@ class CityScene:
     def _add(self, lm: LayerMesh) -> None:
         data = lm.mesh.point_data if lm.on_points else lm.mesh.cell_data
         data["RGBA"] = lm.base_rgba.copy()
+        if lm.lod is not None:
+            lm.lod.cell_data["RGBA"] = _lod_colours(lm, self.sun)
         self.layers[lm.name] = lm
 
     @property
@@ -344,7 +365,7 @@ class CityScene:
             parts = [p for p in parts if p.n_cells]
             if not parts:
                 return None
-            mesh = parts[0] if len(parts) == 1 else _append(parts)
+            mesh = parts[0] if len(parts) == 1 else append_polydata(parts)
             draw = "flat" if len(poly_rows) else "lines"
         if mesh.n_cells == 0:
             return None
@@ -424,7 +445,10 @@ class CityScene:
         if mesh.n_cells == 0:
             return None
         mesh.cell_data["feature"] = rows[mesh.cell_data["feature"]].astype(np.int32)
-        lm = LayerMesh(layer.name, "buildings", "surface", mesh, np.zeros((0, 4), np.uint8), layer=layer)
+        lod = buildings_lod(geoms, base, base + height, z_scale=self.z_scale)
+        lod.cell_data["feature"] = rows[lod.cell_data["feature"]].astype(np.int32)
+        lm = LayerMesh(layer.name, "buildings", "surface", mesh, np.zeros((0, 4), np.uint8), layer=layer,
+                       lod=lod if lod.n_cells else None, closed=True)
         self._buildings[layer.name] = (frame.assign(height_m=height), rows)
         lm.base_rgba = self._row_colours(layer)[mesh.cell_data["feature"]]
         lm.style_key = self._style_key(layer)
@@ -592,6 +616,17 @@ class CityScene:
         data = lm.mesh.point_data if lm.on_points else lm.mesh.cell_data
         data.GetArray("RGBA").Modified()
         lm.mesh.Modified()
+        if lm.lod is not None:
+            lm.lod.cell_data["RGBA"][:] = _lod_colours(lm, self.sun)
+            lm.lod.cell_data.GetArray("RGBA").Modified()
+            lm.lod.Modified()
+
+    def set_sun(self, azimuth_deg: float, elevation_deg: float) -> None:
+        """Follow the sun in the level-of-detail meshes' baked light (the lights themselves: :func:`set_sun`)."""
+        self.sun = (float(azimuth_deg), float(elevation_deg))
+        for lm in self.layers.values():
+            if lm.lod is not None:
+                self._paint(lm)
 
     def set_selection(self, layer_name: str, rows: Any) -> None:
         """Show ``rows`` (positions in the layer's data) of one layer as selected; an empty
@@ -614,14 +649,21 @@ class CityScene:
         return row if row >= 0 else None
 
     def layer_of_actor(self, actor: Any) -> str | None:
-        """Name of the layer an actor (from :meth:`add_to_plotter`) draws."""
-        return next((name for name, a in self.actors.items() if a is actor), None)
+        """Name of the layer an actor (from :meth:`add_to_plotter`, full or level of detail) draws."""
+        return next((name for actors in (self.actors, self.lod_actors) for name, a in actors.items()
+                     if a is actor), None)
 
     # ------------------------------------------------------------------ plotting
 
     def add_to_plotter(self, plotter: pv.Plotter) -> dict[str, Any]:
-        """One actor per layer mesh, coloured by its ``RGBA`` array; hidden layers are added hidden."""
+        """One actor per layer mesh, coloured by its ``RGBA`` array; hidden layers are added hidden.
+
+        Layers with a level-of-detail mesh get a second, hidden, unpickable actor
+        for it (see :meth:`set_lod`).
+        """
         self.actors = {}
+        self.lod_actors = {}
+        self.lod_active = False
         for lm in self.layers.values():
             self._add_actor(plotter, lm)
         return self.actors
@@ -633,7 +675,7 @@ class CityScene:
         kwargs: dict[str, Any] = {"scalars": "RGBA", "rgba": True, "name": lm.name, "show_scalar_bar": False,
                                   "reset_camera": False, "preference": "point" if lm.on_points else "cell"}
         if lm.draw == "surface":
-            kwargs.update(ambient=0.3, diffuse=0.75, specular=0.0)
+            kwargs.update(ambient=SURFACE_AMBIENT, diffuse=SURFACE_DIFFUSE, specular=0.0)
         elif lm.draw == "flat":
             kwargs.update(lighting=False)
         elif lm.draw == "lines":
@@ -645,15 +687,79 @@ class CityScene:
             actor.mapper.SetResolveCoincidentTopologyToPolygonOffset()
             actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(-1.0, -2.0)
         self.actors[lm.name] = actor
+        if lm.lod is not None:
+            # Unlit with the light baked into its colours (see _lod_colours): lighting
+            # every fragment is most of a software renderer's time for a cheap mesh.
+            lod_kwargs = {k: v for k, v in kwargs.items() if k not in ("ambient", "diffuse", "specular")}
+            lod_actor = plotter.add_mesh(lm.lod, **{**lod_kwargs, "name": f"{lm.name} (moving)", "lighting": False})
+            lod_actor.SetPickable(False)
+            self.lod_actors[lm.name] = lod_actor
+        self._light_for_shadows(lm.name)
         self._sync_actor(lm.name)
 
+    def set_shadows(self, on: bool) -> None:
+        """Make every actor able to take VTK's shadow-map pass (see :meth:`_light_for_shadows`)."""
+        self.shadows = bool(on)
+        for name in self.actors:
+            self._light_for_shadows(name)
+
+    def _light_for_shadows(self, name: str) -> None:
+        """Light a layer's unlit actors while shadows are on, and unlight them after.
+
+        VTK's shadow pass adds ``calcShadow(vertexVC, ...)`` to every fragment
+        shader, but the mapper declares ``vertexVC`` only for lit primitives:
+        unlit polygons and plain lines then fail to compile and draw wrongly.
+        So with shadows flat layers are lit (they receive the shadows), lines
+        (of line layers and of areas' outlines) are drawn as lit tubes, line
+        layers with ambient light only (they look as before),
+        and the unlit level of detail takes ambient light only; without
+        shadows they go back to unlit, which is much cheaper to draw.
+        """
+        lm = self.layers[name]
+        shaded = {"flat": (SHADOWED_FLAT_AMBIENT, SHADOWED_FLAT_DIFFUSE), "lines": (1.0, 0.0)}
+        unlit = [(self.actors.get(name), *shaded[lm.draw])] if lm.draw in shaded else []
+        unlit.append((self.lod_actors.get(name), 1.0, 0.0))
+        for actor, ambient, diffuse in unlit:
+            if actor is None:
+                continue
+            prop = actor.GetProperty()
+            prop.SetLighting(self.shadows)
+            tubes = self.shadows and actor is self.actors.get(name) and lm.mesh.n_lines > 0
+            prop.SetRenderLinesAsTubes(tubes)
+            # VTK draws tubes only for lines wider than one pixel.
+            prop.SetLineWidth(lm.line_width if tubes or lm.draw == "lines" else 1.0)
+            prop.SetAmbient(ambient if self.shadows else 0.0)
+            prop.SetDiffuse(diffuse if self.shadows else 1.0)
+
     def _sync_actor(self, name: str) -> None:
+        """Visibility and opacity of a layer's actors; the level of detail replaces the
+        full mesh while :attr:`lod_active`.  Opaque closed prisms cull their back faces
+        (unseen anyway), which spares the rasteriser about half the walls."""
         lm, actor = self.layers[name], self.actors.get(name)
         if actor is None:
             return
-        actor.SetVisibility(self._visible(lm.layer))
+        visible = self._visible(lm.layer)
         opacity = lm.layer.opacity if lm.layer is not None else 1.0
-        actor.GetProperty().SetOpacity(opacity)
+        lod_actor = self.lod_actors.get(name)
+        actor.SetVisibility(visible and not (self.lod_active and lod_actor is not None))
+        for a in (actor, lod_actor):
+            if a is not None:
+                a.GetProperty().SetOpacity(opacity)
+                a.GetProperty().SetBackfaceCulling(lm.closed and opacity >= 1.0)
+        if lod_actor is not None:
+            lod_actor.SetVisibility(visible and self.lod_active)
+
+    def set_lod(self, active: bool) -> bool:
+        """Draw the cheap level-of-detail meshes (while the camera moves) or the full ones.
+
+        Returns whether anything changed, so callers render only when needed.
+        """
+        if active == self.lod_active:
+            return False
+        self.lod_active = active
+        for name in self.lod_actors:
+            self._sync_actor(name)
+        return bool(self.lod_actors)
 
     def sync_layer(self, plotter: pv.Plotter | None, layer: Layer) -> None:
         """Follow a layer's visibility, opacity and style on its existing actor (no rebuild).
@@ -710,13 +816,18 @@ class CityScene:
         plotter.renderer.ResetCameraClippingRange()
 
 
-def _append(meshes: list[pv.PolyData]) -> pv.PolyData:
-    """Append PolyData keeping cell data in VTK's cell order (verts, lines, polys)."""
-    append = vtkAppendPolyData()
-    for mesh in meshes:
-        append.AddInputData(mesh)
-    append.Update()
-    return pv.wrap(append.GetOutput())
+def _lod_colours(lm: LayerMesh, sun: tuple[float, float]) -> np.ndarray:
+    """Colours of the level-of-detail cells: the live colour of the feature each stands
+    for, times the light the full mesh gets there from the sun and the fill light."""
+    feature = np.asarray(lm.mesh.cell_data["feature"])
+    lod_feature = np.asarray(lm.lod.cell_data["feature"])
+    table = np.zeros((max(int(feature.max(initial=-1)), int(lod_feature.max(initial=-1))) + 1, 4), np.uint8)
+    table[feature] = lm.rgba
+    colours = table[lod_feature]
+    facing = np.clip(np.asarray(lm.lod.cell_data["Normals"], dtype=float) @ sun_direction(*sun), 0.0, 1.0)
+    light = SURFACE_AMBIENT + SURFACE_DIFFUSE * (SUN_INTENSITY * facing + FILL_INTENSITY * _FILL_COSINE)
+    colours[:, :3] = np.clip(colours[:, :3] * np.minimum(light, 1.0)[:, None], 0, 255).astype(np.uint8)
+    return colours
 
 
 def sun_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
@@ -742,12 +853,16 @@ def set_sun(plotter: pv.Plotter, scene: "CityScene", azimuth_deg: float, elevati
     xmin, ymin, xmax, ymax = scene.city.extent()
     distance = 4.0 * max(xmax - xmin, ymax - ymin, 1.0)
     sun = pv.Light(position=tuple(focal + distance * sun_direction(azimuth_deg, elevation_deg)),
-                   focal_point=tuple(focal), light_type="scene light", intensity=0.85)
+                   focal_point=tuple(focal), light_type="scene light", intensity=SUN_INTENSITY)
     sun.positional = False
-    fill = pv.Light(light_type="headlight", intensity=0.25)
+    fill = pv.Light(light_type="headlight", intensity=FILL_INTENSITY)
     plotter.remove_all_lights()
     plotter.add_light(sun)
     plotter.add_light(fill)
+    scene.set_sun(azimuth_deg, elevation_deg)
+    scene.set_shadows(shadows)
     if shadows:
         plotter.enable_shadows()
+    else:
+        plotter.disable_shadows()
     return sun

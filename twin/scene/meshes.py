@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyvista as pv
 import shapely
+from vtkmodules.vtkFiltersCore import vtkAppendPolyData
 
 from twin.geo.raster import Grid
 
@@ -90,6 +91,19 @@ def _empty_polydata() -> pv.PolyData:
     return mesh
 
 
+def append_polydata(meshes: list[pv.PolyData]) -> pv.PolyData:
+    """Append PolyData keeping cell data in VTK's cell order (verts, lines, polys)
+    and cell normals, without merging points."""
+    append = vtkAppendPolyData()
+    for mesh in meshes:
+        append.AddInputData(mesh)
+    append.Update()
+    out = pv.wrap(append.GetOutput())
+    if "Normals" in out.cell_data:
+        out.GetCellData().SetActiveNormals("Normals")
+    return out
+
+
 # ----------------------------------------------------------------------------- prisms
 
 
@@ -147,6 +161,142 @@ def extrude_polygons(geoms: np.ndarray, base_z: float | np.ndarray, top_z: float
     mesh.cell_data["Normals"] = np.concatenate(normals).astype(np.float32)
     mesh.GetCellData().SetActiveNormals("Normals")
     return mesh
+
+
+# ----------------------------------------------------------------------------- level of detail
+
+#: Most boxes in a buildings level-of-detail mesh: about ten triangles each, so a
+#: software renderer still draws it in a few tens of milliseconds.
+LOD_MAX_BOXES = 5_000
+#: Share of those boxes kept for the tallest buildings of a tiled city (its skyline).
+LOD_LANDMARK_SHARE = 0.25
+#: A footprint filling less of its minimum rotated rectangle than this (an L, a curve)
+#: keeps its shape, simplified to LOD_SIMPLIFY_M, instead of becoming a box.
+LOD_BOXY = 0.8
+LOD_SIMPLIFY_M = 1.0
+
+
+def box_prisms(corners: np.ndarray, base_z: np.ndarray, top_z: np.ndarray, feature: np.ndarray) -> pv.PolyData:
+    """Closed-top boxes (a roof quad and four wall quads, eight shared points each).
+
+    ``corners``: (m, 4, 2) footprint corners, counter-clockwise; ``base_z``,
+    ``top_z``: (m,) scene units; ``feature``: (m,) the row each box stands for.
+    Cell data ``feature`` and outward ``Normals``, like :func:`extrude_polygons`.
+    """
+    m = len(corners)
+    if m == 0:
+        return _empty_polydata()
+    bottom = np.concatenate([corners, np.repeat(base_z[:, None, None], 4, axis=1)], axis=2)
+    upper = np.concatenate([corners, np.repeat(top_z[:, None, None], 4, axis=1)], axis=2)
+    points = np.concatenate([bottom, upper], axis=1).reshape(-1, 3)
+    first = (8 * np.arange(m))[:, None]
+    k = np.arange(4)
+    roof = first + 4 + k
+    walls = np.stack([first + k, first + (k + 1) % 4, first + 4 + (k + 1) % 4, first + 4 + k], axis=2)
+    quads = np.concatenate([roof[:, None, :], walls], axis=1).reshape(-1, 4)
+    edge = np.roll(corners, -1, axis=1) - corners
+    length = np.maximum(np.hypot(edge[..., 0], edge[..., 1]), 1e-12)
+    wall_normals = np.stack([edge[..., 1] / length, -edge[..., 0] / length, np.zeros((m, 4))], axis=2)
+    normals = np.concatenate([np.tile([0.0, 0.0, 1.0], (m, 1, 1)), wall_normals], axis=1).reshape(-1, 3)
+    mesh = pv.PolyData(points, faces=np.column_stack([np.full(len(quads), 4, dtype=np.int64), quads]).ravel())
+    mesh.cell_data["feature"] = np.repeat(feature, 5).astype(np.int32)
+    mesh.cell_data["Normals"] = normals.astype(np.float32)
+    mesh.GetCellData().SetActiveNormals("Normals")
+    return mesh
+
+
+def _envelopes(geoms: np.ndarray) -> np.ndarray:
+    """Each geometry's minimum rotated rectangle, counter-clockwise (its bounding box when degenerate)."""
+    rects = shapely.oriented_envelope(geoms)
+    rects = np.where(shapely.get_type_id(rects) == _POLYGON, rects, shapely.box(*shapely.bounds(geoms).T))
+    return shapely.orient_polygons(rects)
+
+
+def _simple_buildings(geoms: np.ndarray, base: np.ndarray, top: np.ndarray, rows: np.ndarray) -> pv.PolyData:
+    """Buildings ``rows`` as boxes when their footprint is nearly a rectangle, else as
+    their footprint simplified: few cells, and no box swallowing a street or courtyard."""
+    rects = _envelopes(geoms[rows])
+    boxy = (shapely.area(geoms[rows]) >= LOD_BOXY * shapely.area(rects)) & (shapely.get_num_coordinates(rects) == 5)
+    corners = shapely.get_coordinates(shapely.get_exterior_ring(rects[boxy])).reshape(-1, 5, 2)[:, :4]
+    boxes = box_prisms(corners, base[rows[boxy]], top[rows[boxy]], rows[boxy])
+    shaped = rows[~boxy]
+    if len(shaped) == 0:
+        return boxes
+    prisms = extrude_polygons(shapely.simplify(geoms[shaped], LOD_SIMPLIFY_M), base[shaped], top[shaped])
+    prisms.cell_data["feature"] = shaped[prisms.cell_data["feature"]].astype(np.int32)
+    return append_polydata([boxes, prisms]) if boxes.n_cells else prisms
+
+
+def _tiles(xy: np.ndarray, n_tiles: int) -> tuple[np.ndarray, np.ndarray]:
+    """Square tiles, as small as leaves at most ``n_tiles`` of them occupied: their keys
+    and each point's tile (index into the keys)."""
+    lo = xy.min(axis=0)
+    size = max(float(np.sqrt(np.prod(np.maximum(np.ptp(xy, axis=0), 1.0)) / n_tiles)), 1e-3)
+    while True:
+        cell = ((xy - lo) // size).astype(np.int64)
+        tiles, tile = np.unique(cell[:, 1] * (int(cell[:, 0].max()) + 1) + cell[:, 0], return_inverse=True)
+        if len(tiles) <= n_tiles:
+            return tiles, tile
+        size *= 1.05
+
+
+def _tile_blocks(xy: np.ndarray, bounds: np.ndarray, area: np.ndarray, base: np.ndarray, top: np.ndarray,
+                 n_tiles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Buildings binned into at most ``n_tiles`` square tiles, one block per tile.
+
+    Each block keeps its tile's built area (a rectangle of the buildings' bounding
+    box's proportions, around their area-weighted centre) and mean roof height
+    weighted by area, so volumes and the streets between blocks survive.
+    Returns block corners (m, 4, 2), base and top (m,), and for each block the
+    building whose roof is nearest its top (its colour stands for the block).
+    """
+    tiles, tile = _tiles(xy, max(n_tiles, 1))
+    weight = np.maximum(area, 1e-6)
+    total = np.bincount(tile, weight)
+    centre = np.column_stack([np.bincount(tile, weight * xy[:, 0]), np.bincount(tile, weight * xy[:, 1])]) / total[:, None]
+    block_top = np.bincount(tile, weight * top) / total
+    block_base = np.full(len(tiles), np.inf)
+    np.minimum.at(block_base, tile, base)
+    box_lo = np.full((len(tiles), 2), np.inf)
+    box_hi = np.full((len(tiles), 2), -np.inf)
+    np.minimum.at(box_lo, tile, bounds[:, :2])
+    np.maximum.at(box_hi, tile, bounds[:, 2:])
+    span = np.maximum(box_hi - box_lo, 1e-3)
+    half = span * np.minimum(np.sqrt(total / np.prod(span, axis=1)), 1.0)[:, None] / 2
+    centre = np.clip(centre, box_lo + half, box_hi - half)
+    sign = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=float)
+    corners = centre[:, None, :] + sign[None] * half[:, None, :]
+    order = np.lexsort((np.abs(top - block_top[tile]), tile))
+    first = np.flatnonzero(np.r_[True, tile[order][1:] != tile[order][:-1]])
+    return corners, block_base, block_top, order[first]
+
+
+def buildings_lod(geoms: np.ndarray, base_z: float | np.ndarray, top_z: float | np.ndarray, *,
+                  z_scale: float = 1.0, max_boxes: int = LOD_MAX_BOXES) -> pv.PolyData:
+    """A cheap stand-in for :func:`extrude_polygons` to draw while the camera moves.
+
+    Up to ``max_boxes`` buildings become one box each (their minimum rotated
+    rectangle) or, when far from rectangular, a simplified prism; a bigger city
+    keeps its tallest buildings so and bins the rest into per-tile blocks (see
+    :func:`_tile_blocks`).  Cell data ``feature`` is the building a cell stands
+    for, so colours follow the full mesh; ``Normals`` as in :func:`extrude_polygons`.
+    """
+    geoms = np.asarray(geoms, dtype=object).ravel()
+    n = len(geoms)
+    base = _per_feature(base_z, n, "base_z") * z_scale
+    top = _per_feature(top_z, n, "top_z") * z_scale
+    rows = np.flatnonzero(np.isin(shapely.get_type_id(geoms), (_POLYGON, _MULTIPOLYGON)) & ~shapely.is_empty(geoms))
+    if len(rows) <= max_boxes:
+        return _simple_buildings(geoms, base, top, rows)
+    n_tall = int(max_boxes * LOD_LANDMARK_SHARE)
+    tall = rows[np.argsort(base[rows] - top[rows], kind="stable")[:n_tall]]
+    rest = np.setdiff1d(rows, tall)
+    bounds = shapely.bounds(geoms[rest])
+    xy = (bounds[:, :2] + bounds[:, 2:]) / 2
+    corners, block_base, block_top, pick = _tile_blocks(xy, bounds, shapely.area(geoms[rest]), base[rest], top[rest],
+                                                        max_boxes - n_tall)
+    blocks = box_prisms(corners, block_base, block_top, rest[pick])
+    return append_polydata([_simple_buildings(geoms, base, top, tall), blocks])
 
 
 # ----------------------------------------------------------------------------- flat features
