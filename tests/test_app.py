@@ -283,3 +283,33 @@ def test_sun_position_lights_walls_facing_it(qtbot, window: MainWindow) -> None:
     assert lit > shade + 30
     with pytest.raises(ValueError):
         window.set_sun(90.0, -5.0)
+
+
+def test_3d_view_draws_the_buildings_level_of_detail_while_the_camera_moves(qtbot, window: MainWindow) -> None:
+    """Frames drawn during a drag show the cheap buildings; the frame after it settles, the full ones."""
+    _open(qtbot, window)
+    scene, plotter = window.scene3d, window.plotter
+    iren = plotter.iren.interactor
+    drawn: list[str] = []
+
+    def record(*_) -> None:
+        lod, full = scene.lod_actors["Buildings"].GetVisibility(), scene.actors["Buildings"].GetVisibility()
+        drawn.append("lod" if lod and not full else "full" if full and not lod else "both or none")
+
+    plotter.render_window.AddObserver("StartEvent", record)
+    x, y = plotter.window_size[0] // 2, plotter.window_size[1] // 2
+    iren.SetEventInformation(x, y, 0, 0)
+    iren.InvokeEvent("LeftButtonPressEvent")
+    for step in range(1, 4):
+        iren.SetEventInformation(x + 15 * step, y + 5 * step, 0, 0)
+        iren.InvokeEvent("MouseMoveEvent")
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+    assert drawn[:3] == ["lod"] * 3 and scene.lod_active
+    qtbot.waitUntil(lambda: not scene.lod_active, timeout=5_000)
+    assert drawn[-1] == "full"
+    # A click does not move the camera: the frame after it is the full one at once.
+    drawn.clear()
+    iren.SetEventInformation(x, y, 0, 0)
+    iren.InvokeEvent("LeftButtonPressEvent")
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+    assert not scene.lod_active and drawn and set(drawn) == {"full"}

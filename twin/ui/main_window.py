@@ -37,6 +37,8 @@ log = logging.getLogger("twin.ui")
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CITY = ROOT / "gis_data" / "monaco"
+#: Pause (ms) after the 3D camera stops before the full buildings replace their level of detail.
+FULL_DETAIL_DELAY_MS = 300
 
 
 class MainWindow(QMainWindow):
@@ -59,6 +61,11 @@ class MainWindow(QMainWindow):
         self._pending_scene: Scene | None = None
         self.notes: list[str] = []
         self.sun = (135.0, 35.0)
+        self._camera_at_press: Any = None
+        self._full_detail_timer = QTimer(self)
+        self._full_detail_timer.setSingleShot(True)
+        self._full_detail_timer.setInterval(FULL_DETAIL_DELAY_MS)
+        self._full_detail_timer.timeout.connect(self._show_full_detail)
 
         self.map_canvas = MapCanvas(None, self.selection)
         self.plotter = None
@@ -73,6 +80,8 @@ class MainWindow(QMainWindow):
             splitter.addWidget(self.plotter.interactor)
             if self.plotter.iren is not None:  # None without a display server (offscreen Qt)
                 self.plotter.iren.add_observer("EndInteractionEvent", self._on_3d_camera_moved)
+                self.plotter.iren.add_observer("StartInteractionEvent", self._on_3d_interaction_start)
+                self.plotter.iren.add_observer("EndInteractionEvent", self._on_3d_interaction_end)
                 self.plotter.iren.add_observer("LeftButtonPressEvent", self._on_3d_press)
                 self.plotter.iren.add_observer("LeftButtonReleaseEvent", self._on_3d_release)
         splitter.setSizes([800, 800])
@@ -401,11 +410,35 @@ class MainWindow(QMainWindow):
         finally:
             self._syncing_views = False
 
-    def _on_3d_press(self, iren, _event) -> None:
-        self._press_pos = iren.GetEventPosition()
+    def _on_3d_interaction_start(self, *_: Any) -> None:
+        """Draw the buildings' level of detail while the camera moves."""
+        if self.scene3d is None or self.plotter is None:
+            return
+        self._full_detail_timer.stop()
+        self._camera_at_press = self.plotter.camera_position.to_list()
+        self.scene3d.set_lod(True)
 
-    def _on_3d_release(self, iren, _event) -> None:
-        pos = iren.GetEventPosition()
+    def _on_3d_interaction_end(self, *_: Any) -> None:
+        """Back to the full buildings: at once when the camera did not move (a click: the
+        frame drawn next is the still one), else after a pause, so a run of wheel steps
+        or drags keeps drawing the cheap ones."""
+        if self.scene3d is None or self.plotter is None:
+            return
+        if self.plotter.camera_position.to_list() == self._camera_at_press:
+            self.scene3d.set_lod(False)
+        else:
+            self._full_detail_timer.start()
+
+    def _show_full_detail(self) -> None:
+        if self.scene3d is not None and self.plotter is not None and self.scene3d.set_lod(False):
+            self.plotter.render()
+
+    def _on_3d_press(self, *_: Any) -> None:
+        self._press_pos = self.plotter.iren.interactor.GetEventPosition()
+
+    def _on_3d_release(self, *_: Any) -> None:
+        # pyvista observes releases on the interactor style, which has no event position.
+        pos = self.plotter.iren.interactor.GetEventPosition()
         if getattr(self, "_press_pos", None) is None or np.hypot(pos[0] - self._press_pos[0], pos[1] - self._press_pos[1]) > 3:
             return
         self.pick_3d(*pos)
