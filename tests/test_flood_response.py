@@ -13,7 +13,7 @@ from models.flood.evacuation import SHELTERED, STRANDED, TRAVELLING, Evacuation,
 from models.flood.field import FloodField
 from models.flood.hydraulics import FloodGrid, Simulation
 from models.flood.movement import MovementNetwork, flooded_speed_limit_mps
-from models.flood.police import ClosureRules, PolicePost, RoadClosures
+from models.flood.police import ClosureRules, PolicePost, RoadClosures, closure_sites
 from models.flood.sources import SurfaceSinks
 from twin.sim.runner import run_scenario
 from twin.sim.scenario import read_scenario
@@ -82,7 +82,7 @@ def _closures(net: MovementNetwork, *, reaction_s: float = 0.0, close_m: float =
 def test_a_road_closes_when_and_only_when_its_water_passes_the_threshold() -> None:
     net = _lattice()
     roads = _closures(net)
-    free = net.length_m / net.free_speed_mps
+    free = net.graph(net.length_m / net.free_speed_mps)
     road = int(net.road_of_link[np.flatnonzero(net.link_u == 0)[0]])  # starts at the post: no drive
     depth = np.zeros(net.n_roads)
     for t, d in enumerate([0.0, 0.1, 0.2, 0.3, 0.29999]):
@@ -92,7 +92,7 @@ def test_a_road_closes_when_and_only_when_its_water_passes_the_threshold() -> No
     depth[road] = 0.30001
     roads.update(300.0, depth, free)
     assert roads.closed[road] and roads.closed.sum() == 1
-    assert roads.late_km() == 0.0  # closed in the same step the water passed the danger depth
+    assert roads.late_count() == 0  # closed in the same step the water passed the danger depth
     # reopens only after the water has stayed below 0.1 m for 600 s
     for t, d in [(360, 0.2), (420, 0.09), (900, 0.05), (1000, 0.11), (1060, 0.05), (1600, 0.05)]:
         depth[road] = d
@@ -106,15 +106,15 @@ def test_a_road_closes_when_and_only_when_its_water_passes_the_threshold() -> No
 def test_a_closure_waits_for_reaction_and_travel_and_an_open_flooded_road_is_late() -> None:
     net = _lattice()
     roads = _closures(net, reaction_s=120.0)
-    free = net.length_m / net.free_speed_mps
+    free = net.graph(net.length_m / net.free_speed_mps)
     far = int(np.argmax(np.hypot(*net.road_midpoints().T)))
     first = roads._first_link[far]
-    travel = min(net.times_from(np.array([0]), free)[0][[net.link_u[first], net.link_v[first]]])
+    travel = min(free.times_from(np.array([0]))[0][[net.link_u[first], net.link_v[first]]])
     depth = np.zeros(net.n_roads)
     depth[far] = 0.5
     roads.update(0.0, depth, free)
     assert not roads.closed[far] and roads.pending_at_s[far] == pytest.approx(120.0 + travel)
-    assert roads.late_km() == pytest.approx(net.road_length_m()[far] / 1000)
+    assert roads.late_count() == 1 and roads.late[far]
     roads.update(119.0 + travel, depth, free)
     assert not roads.closed[far]
     roads.update(120.0 + travel, depth, free)
@@ -127,9 +127,41 @@ def test_roads_beyond_every_post_are_never_closed() -> None:
     roads = RoadClosures(net, ClosureRules(reaction_s=0.0), [PolicePost(host.model, "p", 0, 1)], radius_m=15.0)
     depth = np.full(net.n_roads, 1.0)
     for t in range(0, 600, 10):  # one officer: barriers go up one after another
-        roads.update(float(t), depth, net.length_m / net.free_speed_mps)
+        roads.update(float(t), depth, net.graph(net.length_m / net.free_speed_mps))
     near = np.hypot(*(net.road_midpoints() - net.node_xy[0]).T) <= 15.0
     assert np.array_equal(roads.closed, near)
+
+
+def test_a_closure_point_closes_every_road_near_it_at_once() -> None:
+    net = _lattice()
+    host = _Host()
+    sites = closure_sites(net, [(40.0, 25.0)], site_radius_m=8.0)
+    roads = RoadClosures(net, ClosureRules(reaction_s=0.0), [PolicePost(host.model, "p", 0, 1)], radius_m=1e6,
+                         sites=sites)
+    assert len(sites) == 1 and sites[0].size >= 2
+    depth = np.zeros(net.n_roads)
+    depth[sites[0][0]] = 0.4  # one of the site's roads floods: the whole site closes
+    graph = net.graph(net.length_m / net.free_speed_mps)
+    for t in range(0, 300, 10):
+        roads.update(float(t), depth, graph)
+    assert roads.closed[0] and np.array_equal(np.flatnonzero(roads.closed_roads()), np.sort(sites[0]))
+    assert net.road_km(roads.closed_roads()) == pytest.approx(roads.closed_km())
+
+
+def test_routes_follow_the_quickest_links_and_avoid_closed_ones() -> None:
+    net = _lattice(4, 6)
+    time = net.length_m / net.free_speed_mps
+    src, dst = 0, net.n_nodes - 1
+    route = net.route(src, dst, time)
+    assert route.nodes[0] == src and route.nodes[-1] == dst
+    assert np.array_equal(net.link_u[route.links], route.nodes[:-1])
+    assert np.array_equal(net.link_v[route.links], route.nodes[1:])
+    assert route.time_s == pytest.approx(time[route.links].sum()) == pytest.approx(
+        net.times_from(np.array([src]), time)[0][dst])
+    blocked = time.copy()
+    blocked[route.links[1]] = np.inf
+    detour = net.route(src, dst, blocked)
+    assert route.links[1] not in detour.links and detour.time_s >= route.time_s
 
 
 # ----------------------------------------------------------------------------- pumps
@@ -177,7 +209,7 @@ def test_evacuees_never_exceed_a_shelters_capacity() -> None:
     shelters = Shelters(["north", "south"], np.array([0, net.n_nodes - 1]), np.array([30, 25]))
     evac = Evacuation(net, hh, shelters, rules)
     depth_links = np.zeros(net.n_links)
-    free = net.length_m / net.free_speed_mps
+    free = net.graph(net.length_m / net.free_speed_mps)
     for t in range(0, 4 * 3600, 60):
         evac.update(float(t), np.zeros(1), depth_links, free, np.zeros(net.n_links, dtype=bool))
         assert np.all(shelters.booked <= shelters.capacity)
@@ -245,7 +277,7 @@ def test_carlisle_plans_run_through_the_framework(carlisle_runs) -> None:
         assert list(kpis["time_s"]) == [0.0, 1800.0, 3600.0, 5400.0, 7200.0]
         assert kpis["mass_error"].max() < 1e-6
         assert kpis["flooded_area_03_km2"].iloc[-1] > 0
-        assert np.all(np.diff(kpis["people_exposed"]) >= 0) and np.all(np.diff(kpis["late_closure_km"]) >= 0)
+        assert np.all(np.diff(kpis["people_exposed"]) >= 0) and np.all(np.diff(kpis["late_closures"]) >= 0)
         crews = sc.plans[plan].parameters["pump_crews"]
         assert 0 <= kpis["volume_pumped_m3"].iloc[-1] <= crews * 0.25 * 7200 + 1e-9
         frames = store.frames(plan, 0)

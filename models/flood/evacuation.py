@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.flood.movement import MovementNetwork
+from models.flood.movement import MovementNetwork, TravelGraph
 
 HOME, TRAVELLING, SHELTERED, STRANDED = 0, 1, 2, 3
 
@@ -112,20 +112,20 @@ class Evacuation:
     _walk: np.ndarray | None = None
 
     def update(self, now_s: float, depth_flat: np.ndarray, link_depth_m: np.ndarray,
-               vehicle_time_s: np.ndarray, closed_links: np.ndarray) -> None:
+               vehicles: TravelGraph, closed_links: np.ndarray) -> None:
         hh, rules = self.households, self.rules
         hh.warned |= hh.warn_at_s <= now_s + 1e-9
         arrived = (hh.state == TRAVELLING) & (hh.arrive_at_s <= now_s + 1e-9)
         hh.state[arrived] = SHELTERED
         leaving = np.flatnonzero((hh.state == HOME) & hh.complies & (hh.leave_at_s <= now_s + 1e-9))
         if leaving.size:
-            self._refresh_times(now_s, link_depth_m, vehicle_time_s, closed_links)
+            self._refresh_times(now_s, link_depth_m, vehicles, closed_links)
             for b in leaving[np.lexsort((leaving, hh.leave_at_s[leaving]))]:
                 self._set_off(int(b), now_s)
         at_home = (hh.state == HOME) | (hh.state == STRANDED)
         hh.exposed |= at_home & (depth_flat[hh.door_cell] > rules.exposure_depth_m)
 
-    def _refresh_times(self, now_s: float, link_depth_m: np.ndarray, vehicle_time_s: np.ndarray,
+    def _refresh_times(self, now_s: float, link_depth_m: np.ndarray, vehicles: TravelGraph,
                        closed_links: np.ndarray) -> None:
         """Travel times from every node to every shelter, renewed every ``refresh_s``."""
         if self._car is not None and now_s - self._times_at_s < self.rules.refresh_s - 1e-9:
@@ -133,8 +133,8 @@ class Evacuation:
         walk = self.network.walk_time_s(link_depth_m, self.rules.walk_speed_mps, self.rules.walk_limit_m,
                                         closed_links)
         nodes = self.shelters.node
-        self._car = self.network.times_from(nodes, vehicle_time_s, reverse=True)
-        self._walk = self.network.times_from(nodes, walk, reverse=True)
+        self._car = vehicles.times_from(nodes, reverse=True)
+        self._walk = self.network.graph(walk).times_from(nodes, reverse=True)
         self._times_at_s = now_s
 
     def _set_off(self, b: int, now_s: float) -> None:

@@ -26,8 +26,8 @@ import numpy as np
 from models.flood.evacuation import Evacuation, EvacuationRules, Households, Shelters
 from models.flood.field import DEFAULT_MANNING_N, DrainageDesign, FloodField, land_classes_on, storm_formula
 from models.flood.forecast import flood_forecast
-from models.flood.movement import MovementNetwork
-from models.flood.police import ClosureRules, PolicePost, RoadClosures
+from models.flood.movement import MovementNetwork, TravelGraph
+from models.flood.police import ClosureRules, PolicePost, RoadClosures, closure_sites
 from models.flood.pumps import FAILED, PumpCrew, PumpService, PumpSite
 from models.flood.sources import STORM_FORMULAS
 from twin.errors import InputError, Problem
@@ -74,10 +74,14 @@ class FloodResponseModel(TwinModel):
         _p("exposure_depth_m", "float", 0.3, "m", 0.01, 3.0, "residents at home count as exposed above this depth"),
         _p("prepare_s", "float", 900.0, "s", 0.0, 86400.0, "mean time households take to leave once warned"),
         _p("car_share", "float", 0.6, "", 0.0, 1.0, "share of households that drive (the rest walk)"),
-        _p("police_radius_m", "float", 2000.0, "m", 10.0, 1e5, "a post answers for roads within this distance"),
+        _p("police_radius_m", "float", 2000.0, "m", 10.0, 1e5, "a post answers for sites within this distance"),
+        _p("closure_site_radius_m", "float", 60.0, "m", 0.0, 1000.0,
+           "a closure point closes the roads within this distance of it"),
     )
     plan_parameters = (
         _p("police_posts", "points", [], "m", help="police posts (x, y in the city CRS)"),
+        _p("closure_points", "points", [], "m",
+           help="underpasses and dips the police watch (x, y); empty: every road within reach of a post"),
         _p("officers_per_post", "int", 2, "officers", 1, 100, "barriers a post can put up at once"),
         _p("closure_depth_m", "float", 0.3, "m", 0.01, 3.0, "close a road when its water passes this depth"),
         _p("reopen_depth_m", "float", 0.1, "m", 0.0, 3.0, "reopen when the water stays below this depth ..."),
@@ -108,7 +112,8 @@ class FloodResponseModel(TwinModel):
         Kpi("roads_impassable_km", "km", "max", "lower", "road deeper than the vehicle limit (lattice links where "
                                                          "the city has no road layer)"),
         Kpi("roads_closed_km", "km", "max", "lower", "road closed by the police"),
-        Kpi("late_closure_km", "km", "final", "lower", "road that carried water above the danger depth while open"),
+        Kpi("late_closures", "sites", "final", "lower", "watched sites whose water passed the danger depth while "
+                                                        "they were still open"),
         Kpi("volume_pumped_m3", "m3", "final", "higher", "water removed by pumps"),
         Kpi("mass_error", "", "max", "lower", "relative error of the water balance"),
     )
@@ -140,7 +145,8 @@ class FloodResponseModel(TwinModel):
                                   pl["officers_per_post"]) for i, (x, y) in enumerate(pl["police_posts"])]
         self.closures = RoadClosures(self.network, ClosureRules(
             pl["closure_depth_m"], pl["reopen_depth_m"], pl["reopen_after_s"], pl["police_reaction_s"],
-            hz["danger_depth_m"]), self.police, hz["police_radius_m"])
+            hz["danger_depth_m"]), self.police, hz["police_radius_m"],
+            closure_sites(self.network, pl["closure_points"], hz["closure_site_radius_m"]))
 
         self.pumps = self._pumps(pl)
         self.evacuation = self._evacuation(city, hz, pl, common)
@@ -262,8 +268,10 @@ class FloodResponseModel(TwinModel):
         self._link_depth = self.network.link_depth(depth)
         self._road_depth = self.network.road_depth(self._link_depth)
 
-    def _vehicle_time(self) -> np.ndarray:
-        return self.network.vehicle_time_s(self._link_depth, self.closures.closed_links(), self.vehicle_limit_m)
+    def _vehicle_graph(self) -> TravelGraph:
+        """Driving times on the network as it is now (water and barriers)."""
+        time_s = self.network.vehicle_time_s(self._link_depth, self.closures.closed_links(), self.vehicle_limit_m)
+        return self.network.graph(time_s)
 
     def advance(self) -> None:
         running = [c for c in self.pumps.crews if c.site is not None and c.pumping_now(self.clock_s)]
@@ -273,11 +281,11 @@ class FloodResponseModel(TwinModel):
         self.volume_pumped_m3 += float(pumped.sum())
         now = self.clock_s + self.step_s
         self._observe()
-        self.closures.update(now, self._road_depth, self._vehicle_time(), self.note)
-        link_time = self._vehicle_time()
-        self.pumps.move(now, self.step_s, link_time)
-        self.pumps.dispatch(now, self.field.sim.h.reshape(-1), link_time, self.note)
-        self.evacuation.update(now, self.field.sim.h.reshape(-1), self._link_depth, link_time,
+        self.closures.update(now, self._road_depth, self._vehicle_graph(), self.note)
+        graph = self._vehicle_graph()
+        self.pumps.move(now, self.step_s, graph)
+        self.pumps.dispatch(now, self.field.sim.h.reshape(-1), graph, self.note)
+        self.evacuation.update(now, self.field.sim.h.reshape(-1), self._link_depth, graph,
                                self.closures.closed_links())
         self.max_mass_error = max(self.max_mass_error, abs(self.field.balance.relative_error))
 
@@ -293,7 +301,7 @@ class FloodResponseModel(TwinModel):
             "people_stranded": self.evacuation.people_stranded(),
             "roads_impassable_km": self.network.road_km(impassable),
             "roads_closed_km": self.closures.closed_km(),
-            "late_closure_km": self.closures.late_km(),
+            "late_closures": self.closures.late_count(),
             "volume_pumped_m3": self.volume_pumped_m3,
             "mass_error": abs(self.field.balance.relative_error),
         }
@@ -305,7 +313,7 @@ class FloodResponseModel(TwinModel):
         padded = np.zeros((rows, cols))
         padded[:h.shape[0], :h.shape[1]] = h
         depth = padded.reshape(rows // k, k, cols // k, k).max(axis=(1, 3))
-        return {"depth_m": depth.astype(np.float16), "road_closed": self.closures.closed.astype(np.uint8),
+        return {"depth_m": depth.astype(np.float16), "site_closed": self.closures.closed.astype(np.uint8),
                 "people_sheltered": np.bincount(self.evacuation.households.shelter[
                     self.evacuation.households.state == 2], weights=self.evacuation.households.persons[
                     self.evacuation.households.state == 2], minlength=len(self.evacuation.shelters.names)

@@ -63,6 +63,7 @@ class MovementNetwork:
     road_of_link: np.ndarray = field(init=False, repr=False)
     """Links joining the same two nodes (both directions of a street) are one road."""
     _tree: cKDTree | None = field(default=None, init=False, repr=False)
+    _layout: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         lo, hi = np.minimum(self.link_u, self.link_v), np.maximum(self.link_u, self.link_v)
@@ -200,40 +201,34 @@ class MovementNetwork:
 
     # ---- routing -------------------------------------------------------------------------
 
-    def _matrix(self, time_s: np.ndarray) -> tuple[csr_matrix, np.ndarray]:
-        """Sparse graph of the passable links (the quickest of parallel links) and the link per entry."""
-        ok = np.isfinite(time_s) & (self.link_u != self.link_v)
-        e = np.flatnonzero(ok)
-        e = e[np.lexsort((time_s[e], self.link_v[e], self.link_u[e]))]
-        keys = self.link_u[e] * self.n_nodes + self.link_v[e]
-        first = np.ones(keys.size, dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        e = e[first]
-        mat = csr_matrix((np.maximum(time_s[e], 1e-9), (self.link_u[e], self.link_v[e])),
-                         shape=(self.n_nodes, self.n_nodes))
-        return mat, e
+    def graph(self, time_s: np.ndarray) -> TravelGraph:
+        """The network with these link times, for any number of route and reach queries."""
+        return TravelGraph(self, time_s)
 
     def times_from(self, sources: np.ndarray, time_s: np.ndarray, *, reverse: bool = False) -> np.ndarray:
         """Quickest time (s) from each source to every node (to, with ``reverse``); inf if cut off."""
-        mat, _ = self._matrix(time_s)
-        if reverse:
-            mat = mat.T.tocsr()
-        return np.atleast_2d(dijkstra(mat, directed=True, indices=np.atleast_1d(sources)))
+        return self.graph(time_s).times_from(sources, reverse=reverse)
 
     def route(self, src: int, dst: int, time_s: np.ndarray) -> Route:
         """The quickest route now from node ``src`` to node ``dst``."""
-        mat, entry_link = self._matrix(time_s)
-        dist, pred = dijkstra(mat, directed=True, indices=int(src), return_predecessors=True)
-        if not np.isfinite(dist[dst]):
-            return Route(np.array([src], dtype=np.int64), np.zeros(0, dtype=np.int64), math.inf)
-        nodes = [int(dst)]
-        while nodes[-1] != src:
-            nodes.append(int(pred[nodes[-1]]))
-        path = np.asarray(nodes[::-1], dtype=np.int64)
-        keys = self.link_u[entry_link] * self.n_nodes + self.link_v[entry_link]
-        order = np.argsort(keys)
-        hit = order[np.searchsorted(keys[order], path[:-1] * self.n_nodes + path[1:])]
-        return Route(path, entry_link[hit], float(dist[dst]))
+        return self.graph(time_s).route(src, dst)
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Links sorted by (from, to) node, the start of each run of parallel links, and the CSR layout.
+
+        Computed once: every travel graph reuses it, so building one costs a
+        gather and a reduction instead of a sort of all links.
+        """
+        if self._layout is None:
+            e = np.flatnonzero(self.link_u != self.link_v)
+            e = e[np.lexsort((self.link_v[e], self.link_u[e]))]
+            keys = self.link_u[e] * self.n_nodes + self.link_v[e]
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            first = e[starts]
+            indptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.link_u[first], minlength=self.n_nodes), out=indptr[1:])
+            self._layout = (e, starts, indptr, self.link_v[first].astype(np.int32))
+        return self._layout
 
     def nearest_node(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         """Node nearest to each point."""
@@ -258,3 +253,56 @@ def _shifted(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
     c0, c1 = max(0, -dc), cols - max(0, dc)
     out[r0:r1, c0:c1] = a[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
     return out
+
+
+class TravelGraph:
+    """The movement network with the link times of one moment: reach and routes, Dijkstra results cached."""
+
+    def __init__(self, network: MovementNetwork, time_s: np.ndarray) -> None:
+        self.network = network
+        self.time_s = time_s
+        order, starts, indptr, indices = network._pairs()
+        t = np.asarray(time_s, dtype=np.float64)[order]
+        data = np.minimum.reduceat(t, starts) if t.size else t
+        # scipy drops explicit zeros (no edge) and never relaxes through inf: keep both meanings
+        n = network.n_nodes
+        self.matrix = csr_matrix((np.maximum(data, 1e-9), indices, indptr), shape=(n, n))
+        self._transposed: csr_matrix | None = None
+        self._cache: dict[tuple[int, bool], np.ndarray] = {}
+
+    def times_from(self, sources: np.ndarray, *, reverse: bool = False) -> np.ndarray:
+        """Quickest time (s) from each source to every node (to it, with ``reverse``); inf if cut off."""
+        src = np.atleast_1d(np.asarray(sources, dtype=np.int64))
+        missing = [int(s) for s in src if (int(s), reverse) not in self._cache]
+        if missing:
+            mat = self.matrix
+            if reverse:
+                if self._transposed is None:
+                    self._transposed = self.matrix.T.tocsr()
+                mat = self._transposed
+            for s, row in zip(missing, np.atleast_2d(dijkstra(mat, directed=True, indices=missing))):
+                self._cache[(s, reverse)] = row
+        return np.stack([self._cache[(int(s), reverse)] for s in src])
+
+    def route(self, src: int, dst: int) -> Route:
+        """The quickest route from node ``src`` to node ``dst`` (the quickest of parallel links)."""
+        dist, pred = dijkstra(self.matrix, directed=True, indices=int(src), return_predecessors=True)
+        if not np.isfinite(dist[dst]):
+            return Route(np.array([src], dtype=np.int64), np.zeros(0, dtype=np.int64), math.inf)
+        nodes = [int(dst)]
+        while nodes[-1] != src:
+            nodes.append(int(pred[nodes[-1]]))
+        path = np.asarray(nodes[::-1], dtype=np.int64)
+        links = np.empty(path.size - 1, dtype=np.int64)
+        for i, (u, v) in enumerate(zip(path[:-1], path[1:])):
+            parallel = self._links_between(int(u), int(v))
+            links[i] = parallel[np.argmin(self.time_s[parallel])]
+        return Route(path, links, float(dist[dst]))
+
+    def _links_between(self, u: int, v: int) -> np.ndarray:
+        """Links from node ``u`` to node ``v`` (parallel links share the pair)."""
+        order, starts, indptr, indices = self.network._pairs()
+        lo, hi = indptr[u], indptr[u + 1]
+        g = lo + int(np.searchsorted(indices[lo:hi], v))
+        end = starts[g + 1] if g + 1 < starts.size else order.size
+        return order[starts[g]:end]

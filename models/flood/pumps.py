@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from mesa import Agent
 
-from models.flood.movement import MovementNetwork, Route
+from models.flood.movement import MovementNetwork, Route, TravelGraph
 
 AT_DEPOT, DRIVING, SETTING_UP, PUMPING, FAILED = "at depot", "driving", "setting up", "pumping", "failed"
 
@@ -63,9 +63,9 @@ class PumpCrew(Agent):
         self.site, self.route, self.leg, self.on_link_s = site, route, 0, 0.0
         self.state = DRIVING
 
-    def drive(self, now_s: float, step_s: float, link_time_s: np.ndarray, network: MovementNetwork,
-              setup_s: float) -> None:
+    def drive(self, now_s: float, step_s: float, graph: TravelGraph, setup_s: float) -> None:
         """Use ``step_s`` seconds of driving at the link times of now; re-route round blocked links."""
+        link_time_s, network = graph.time_s, graph.network
         budget = step_s
         assert self.route is not None and self.site is not None
         while budget > 1e-9 and self.state == DRIVING:
@@ -75,7 +75,7 @@ class PumpCrew(Agent):
             link = int(self.route.links[self.leg])
             need = link_time_s[link]
             if not math.isfinite(need):
-                route = network.route(self.node, self.site.node, link_time_s)
+                route = graph.route(self.node, self.site.node)
                 if not route.found:
                     return  # wait where it is for the water to drop or a barrier to open
                 self.route, self.leg, self.on_link_s = route, 0, 0.0
@@ -114,7 +114,7 @@ class PumpService:
     def served(self) -> set[str]:
         return {c.site.label for c in self.crews if c.site is not None and c.state != FAILED}
 
-    def dispatch(self, now_s: float, depth_flat: np.ndarray, link_time_s: np.ndarray, note: Any = None) -> None:
+    def dispatch(self, now_s: float, depth_flat: np.ndarray, graph: TravelGraph, note: Any = None) -> None:
         """Send the nearest free crew to each unserved site whose water passed the trigger, deepest site first."""
         free = [c for c in self.crews if c.free]
         if not free:
@@ -126,13 +126,13 @@ class PumpService:
             if not free:
                 return
             site = self.sites[i]
-            to_site = self.network.times_from(np.array([site.node]), link_time_s, reverse=True)[0]
+            to_site = graph.times_from(np.array([site.node]), reverse=True)[0]
             times = np.array([to_site[c.node] for c in free])
             best = int(np.argmin(times))
             if not math.isfinite(times[best]):
                 continue  # no crew can reach it now
             crew = free.pop(best)
-            crew.send(site, self.network.route(crew.node, site.node, link_time_s))
+            crew.send(site, graph.route(crew.node, site.node))
             if note is not None:
                 note("pump crew sent", crew=crew.label, site=site.label, depth_m=round(depth, 3),
                      eta_s=round(float(times[best]), 1))
@@ -142,7 +142,7 @@ class PumpService:
         return [(c.site.cells, c.rate_m3_per_s) for c in self.crews
                 if c.site is not None and c.pumping_now(now_s)]
 
-    def move(self, now_s: float, step_s: float, link_time_s: np.ndarray) -> None:
+    def move(self, now_s: float, step_s: float, graph: TravelGraph) -> None:
         for crew in self.crews:
             if crew.state == DRIVING:
-                crew.drive(now_s, step_s, link_time_s, self.network, self.setup_s)
+                crew.drive(now_s, step_s, graph, self.setup_s)
