@@ -314,15 +314,19 @@ def _bits_f64(typingctx, i):
 def _inv_cbrt32(x):
     """x^(-1/3) in float32 for x > 0, without calls (so that loops vectorise).
 
-    A bit-level guess (within a few %) and three division-free Newton steps,
-    each squaring the relative error: float32 round-off at the end.
+    A bit-level guess (within 4 %), then one division-free step of third
+    order and one Newton step.  With e = 1 - x r^3, x^(-1/3) = r (1 - e)^(-1/3)
+    = r (1 + e/3 + 2e^2/9 + ...); the quadratic's coefficients are fitted to
+    the guess's error range (-3.1 %, +3.9 %), which leaves 5e-5, and Newton
+    squares that to below float32 round-off.  Largest relative error 2e-7 (3
+    ulp), as with three Newton steps, for three operations fewer.
     """
     bits = _f32_bits(x)
     guess = np.int32(np.int32(0x54A2FA8D) - np.int32(np.float32(bits) * np.float32(1.0 / 3.0)))
     r = _bits_f32(guess)
-    for _ in range(3):
-        r = r * (np.float32(4.0) - x * (r * r * r)) * np.float32(1.0 / 3.0)
-    return r
+    e = _F32_ONE - x * (r * r * r)
+    r = r * (np.float32(1.00001803) + e * (np.float32(0.33464005) + e * np.float32(0.21616381)))
+    return r * (np.float32(4.0) - x * (r * r * r)) * np.float32(1.0 / 3.0)
 
 
 @njit(inline="always", **_JIT)
