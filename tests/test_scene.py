@@ -25,6 +25,7 @@ from twin.scene.meshes import (
     lines_mesh,
     points_mesh,
     polygons_mesh,
+    TERRAIN_LOD_FACTOR,
     terrain_mesh,
 )
 from twin.geo.style import GraduatedStyle, parse_colour
@@ -446,6 +447,62 @@ def test_carlisle_scene_drapes_features_on_the_terrain(carlisle) -> None:
         cover.visible = True
         scene.sync_layer(None, cover)
     assert (np.array(scene.colours("Terrain")) == before).all()
+
+
+def test_terrain_level_of_detail_is_drawn_while_moving_and_the_full_mesh_at_rest(carlisle) -> None:
+    scene = CityScene(carlisle, terrain_max_cells=200_000)
+    scene.build(z_scale=2.0)
+    terrain = scene.layers["Terrain"]
+    full, lod = terrain.mesh, terrain.lod
+    assert lod is not None and 10 * lod.n_cells < full.n_cells
+    coarse_cell = TERRAIN_LOD_FACTOR * max(scene.surface.cell_size)
+    assert np.allclose(lod.bounds[:4], full.bounds[:4], atol=coarse_cell)
+    # Each point sits on the full mesh's point at the same DEM cell (where it has one: the
+    # level of detail reaches a little past the data), exaggerated the same way, and takes its colour.
+    at = np.asarray(lod.point_data["full_point"])
+    same_cell = np.asarray(full.point_data["dem_cell"])[at] == np.asarray(lod.point_data["dem_cell"])
+    assert np.array_equal(same_cell, np.isin(lod.point_data["dem_cell"], full.point_data["dem_cell"]))
+    assert same_cell.mean() > 0.5
+    assert np.allclose(lod.points[same_cell], full.points[at[same_cell]])
+    assert np.allclose(lod.points[:, 2], 2.0 * np.asarray(lod.point_data["elevation"]))
+    assert np.array_equal(lod.point_data["RGBA"], np.asarray(scene.colours("Terrain"))[at])
+
+    tree = carlisle.one_map.tree
+    shown = {layer.name: layer.visible for layer in tree}
+    plotter = _plotter(scene)
+    try:
+        for layer in tree:  # only the terrain, so the pixel below shows it
+            layer.visible = layer.role == "dem"
+        scene.sync_all()
+        plotter.enable_parallel_projection()
+        plotter.camera_position = top_down_camera(carlisle.extent(), scene.ground_z())
+        plotter.reset_camera()
+        full_actor, lod_actor = scene.actors["Terrain"], scene.lod_actors["Terrain"]
+        valid = np.argwhere(scene.surface.valid)
+        r, c = valid[len(valid) // 2]
+        point = (scene.surface.xs[c], scene.surface.ys[r], 2.0 * float(scene.surface.values[r, c]))
+
+        def terrain_pixel() -> np.ndarray:
+            plotter.render()
+            col, row = _display_xy(plotter, point)
+            return plotter.screenshot(return_img=True)[row, col, :3].astype(int)
+
+        still = terrain_pixel()
+        assert full_actor.GetVisibility() and not lod_actor.GetVisibility()
+        assert scene.set_lod(True)
+        moving = terrain_pixel()
+        assert lod_actor.GetVisibility() and not full_actor.GetVisibility() and not lod_actor.GetPickable()
+        assert scene.set_lod(False)
+        assert full_actor.GetVisibility() and not lod_actor.GetVisibility()
+        full_actor.SetVisibility(False)
+        blank = terrain_pixel()
+        for pixel in (still, moving):
+            assert np.abs(pixel - blank).max() > 20
+    finally:
+        for layer in tree:
+            layer.visible = shown[layer.name]
+        scene.sync_all()
+        plotter.close()
 
 
 # ----------------------------------------------------------------------------- exports

@@ -36,6 +36,7 @@ from twin.scene.meshes import (
     lines_mesh,
     points_mesh,
     polygons_mesh,
+    terrain_lod,
     terrain_mesh,
 )
 
@@ -201,7 +202,8 @@ class LayerMesh:
     ground, terrain, areas), "lines" or "points".  ``base_rgba`` holds the
     style's colours before any selection (per cell, or per point when
     ``on_points``).  ``lod`` is a much cheaper mesh of the same features
-    (cell data ``feature`` too) drawn instead while the camera moves;
+    drawn instead while the camera moves: cell data ``feature`` too, or for
+    the terrain point data ``full_point`` (see :func:`terrain_lod`);
     ``closed`` marks outward-facing prisms, whose back faces are never seen.
     """
 
@@ -296,7 +298,7 @@ class CityScene:
         data = lm.mesh.point_data if lm.on_points else lm.mesh.cell_data
         data["RGBA"] = lm.base_rgba.copy()
         if lm.lod is not None:
-            lm.lod.cell_data["RGBA"] = _lod_colours(lm, self.sun)
+            _lod_data(lm)["RGBA"] = _lod_colours(lm, self.sun)
         self.layers[lm.name] = lm
 
     @property
@@ -318,9 +320,10 @@ class CityScene:
                 or next((lay for lay in layers if lay.role == "dem"), None)
             self.surface = TerrainSurface.from_grid(dem, self.terrain_max_cells)
             mesh = terrain_mesh(self.surface, z_scale=self.z_scale)
+            lod = terrain_lod(self.surface, mesh, z_scale=self.z_scale)
             name = dem_layer.name if dem_layer is not None else "Terrain"
             lm = LayerMesh(name, "dem", "flat", mesh, np.zeros((mesh.n_points, 4), np.uint8), layer=dem_layer,
-                           on_points=True)
+                           on_points=True, lod=lod if lod.n_cells else None)
             lm.base_rgba = self._terrain_colours(lm)
             lm.style_key = self._style_key(dem_layer)
             self._add(lm)
@@ -617,15 +620,16 @@ class CityScene:
         data.GetArray("RGBA").Modified()
         lm.mesh.Modified()
         if lm.lod is not None:
-            lm.lod.cell_data["RGBA"][:] = _lod_colours(lm, self.sun)
-            lm.lod.cell_data.GetArray("RGBA").Modified()
+            lod_data = _lod_data(lm)
+            lod_data["RGBA"][:] = _lod_colours(lm, self.sun)
+            lod_data.GetArray("RGBA").Modified()
             lm.lod.Modified()
 
     def set_sun(self, azimuth_deg: float, elevation_deg: float) -> None:
         """Follow the sun in the level-of-detail meshes' baked light (the lights themselves: :func:`set_sun`)."""
         self.sun = (float(azimuth_deg), float(elevation_deg))
         for lm in self.layers.values():
-            if lm.lod is not None:
+            if lm.lod is not None and not lm.on_points:  # the terrain's colours hold no sun
                 self._paint(lm)
 
     def set_selection(self, layer_name: str, rows: Any) -> None:
@@ -816,9 +820,20 @@ class CityScene:
         plotter.renderer.ResetCameraClippingRange()
 
 
+def _lod_data(lm: LayerMesh) -> Any:
+    """The level-of-detail mesh's point or cell data, whichever holds its colours."""
+    return lm.lod.point_data if lm.on_points else lm.lod.cell_data
+
+
 def _lod_colours(lm: LayerMesh, sun: tuple[float, float]) -> np.ndarray:
     """Colours of the level-of-detail cells: the live colour of the feature each stands
-    for, times the light the full mesh gets there from the sun and the fill light."""
+    for, times the light the full mesh gets there from the sun and the fill light.
+
+    The terrain (coloured per point, unlit, its hillshade already in its
+    colours) takes the live colour of the full mesh's point at each of its points.
+    """
+    if lm.on_points:
+        return np.asarray(lm.rgba)[np.asarray(lm.lod.point_data["full_point"])]
     feature = np.asarray(lm.mesh.cell_data["feature"])
     lod_feature = np.asarray(lm.lod.cell_data["feature"])
     table = np.zeros((max(int(feature.max(initial=-1)), int(lod_feature.max(initial=-1))) + 1, 4), np.uint8)

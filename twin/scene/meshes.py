@@ -462,6 +462,25 @@ class TerrainSurface:
         """Distance (m) between samples: the segment length for draping lines."""
         return float(max(self.cell_size))
 
+    def coarser(self, factor: int) -> "TerrainSurface":
+        """Every ``factor``-th sample, plus the last row and column so the extent stays the same.
+
+        A sample counts as valid when data lies within ``factor`` samples of
+        it, so the coarse quads still cover every valid sample (an irregular
+        outline's thin tips too) and reach at most one coarse cell past the
+        data, over the nearest-filled heights.  The last step may be shorter
+        than the others, so the result is for drawing only: draping and
+        :meth:`__call__` assume even spacing.
+        """
+        from scipy.ndimage import maximum_filter
+
+        rows, cols = self.values.shape
+        r, c = _coarse_index(rows, factor), _coarse_index(cols, factor)
+        near_data = maximum_filter(self.valid, size=2 * int(factor) + 1)
+        dx, dy = self.cell_size
+        return TerrainSurface(self.values[np.ix_(r, c)], near_data[np.ix_(r, c)], self.xs[c], self.ys[r],
+                              self.stride * factor, (dx * factor, dy * factor), self.cells[np.ix_(r, c)])
+
     def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Bilinear elevation (m) at points; clamped to the edge outside the grid."""
         x = np.asarray(x, dtype=float)
@@ -514,6 +533,51 @@ def terrain_mesh(dem: Grid | TerrainSurface, *, max_cells: int = 1_000_000, z_sc
     mesh.point_data["dem_cell"] = surface.cells.ravel()[used]
     mesh.point_data["hillshade"] = shade.ravel()[used]
     return mesh
+
+
+#: Samples of the drawn terrain per side of one quad of its level of detail: 16 times fewer
+#: quads, which a software renderer draws in a few milliseconds even for a big DEM.
+TERRAIN_LOD_FACTOR = 4
+
+
+def _coarse_index(n: int, factor: int) -> np.ndarray:
+    """Every ``factor``-th index of ``range(n)`` and always the last one."""
+    return np.unique(np.r_[np.arange(0, n, max(int(factor), 1)), n - 1])
+
+
+def terrain_lod(surface: TerrainSurface, full: pv.PolyData, *, factor: int = TERRAIN_LOD_FACTOR,
+                z_scale: float = 1.0) -> pv.PolyData:
+    """A cheap stand-in for the terrain mesh ``full`` (of ``surface``) to draw while the camera moves.
+
+    The same terrain sampled ``factor`` times coarser in each direction (see
+    :meth:`TerrainSurface.coarser`): the same extent within a coarse cell,
+    and points at the same heights as the full mesh's points there, scaled
+    by ``z_scale`` as it is.  Point data ``full_point`` is the full mesh's
+    point at the same DEM cell (the nearest one where the full mesh has none
+    there), so colours computed for the full mesh carry over unchanged.
+    """
+    lod = terrain_mesh(surface.coarser(factor), z_scale=z_scale)
+    if lod.n_points == 0 or full.n_points == 0:
+        lod.point_data["full_point"] = np.zeros(lod.n_points, dtype=np.int64)
+        return lod
+    nearest = _nearest_full_point(surface, np.asarray(full.point_data["dem_cell"]))
+    samples = np.searchsorted(surface.cells.ravel(), np.asarray(lod.point_data["dem_cell"]))
+    lod.point_data["full_point"] = nearest.ravel()[samples]
+    return lod
+
+
+def _nearest_full_point(surface: TerrainSurface, full_cells: np.ndarray) -> np.ndarray:
+    """For every sample of ``surface``, the point of its terrain mesh (whose sorted
+    ``dem_cell`` array is ``full_cells``) nearest to it: its own where it has one."""
+    from scipy.ndimage import distance_transform_edt
+
+    grid = surface.cells
+    at = np.minimum(np.searchsorted(full_cells, grid), len(full_cells) - 1)
+    in_mesh = full_cells[at] == grid
+    if in_mesh.all():
+        return at
+    rows, cols = distance_transform_edt(~in_mesh, return_distances=False, return_indices=True)
+    return at[rows, cols]
 
 
 def ground_plane(extent: tuple[float, float, float, float], z: float = 0.0, margin: float = 0.05) -> pv.PolyData:
