@@ -3,12 +3,14 @@
 For each sample city and a synthetic city of 100,000 buildings (random
 non-overlapping rectangles on a 30 m grid, heights 5-60 m) it prints the time
 to build the scene's meshes, the median frame time at 1600x1000 off-screen
-while the camera turns (20 frames) with the full buildings (the still image)
-and with the buildings' level of detail (what is drawn while the camera
-moves), and the same for the naive scene with one actor per building, the
-anchor the two ratios are taken against.  One actor per building is too slow to build and
-draw at 100,000, so there it is measured on 5,000 buildings and scaled per
-actor (marked "extrapolated"); the sample cities are measured in full.
+while the camera turns (20 frames) with the full meshes (the still image)
+and with the level of detail of the buildings and the terrain (what is drawn
+while the camera moves), the same two with only the terrain shown (a
+"terrain only" line, for cities with a DEM), and the same for the naive
+scene with one actor per building, the anchor the two ratios are taken
+against.  One actor per building is too slow to build and draw at 100,000,
+so there it is measured on 5,000 buildings and scaled per actor (marked
+"extrapolated"); the sample cities are measured in full.
 Everything is measured in this run, on this machine (under Xvfb that is
 Mesa's software rasteriser, so frame times are CPU-bound): the ratios are
 what to watch.
@@ -81,6 +83,30 @@ def frame_times(plotter, frames: int = FRAMES) -> float:
     return statistics.median(times)
 
 
+def terrain_frame_times(scene, plotter) -> tuple[float, float] | None:
+    """Median frame seconds with only the terrain shown, full and level of detail (None: no terrain).
+
+    Leaves every actor as the scene's layers say and the full meshes drawn."""
+    terrain = next((name for name, lm in scene.layers.items() if lm.role == "dem"), None)
+    if terrain is None:
+        return None
+    shown = {name: actor.GetVisibility() for name, actor in scene.actors.items()}
+    try:
+        for name, actor in scene.actors.items():
+            actor.SetVisibility(name == terrain)
+        scene.set_lod(False)
+        still = frame_times(plotter)
+        scene.set_lod(True)
+        for name, lod_actor in scene.lod_actors.items():
+            lod_actor.SetVisibility(name == terrain)
+        moving = frame_times(plotter)
+    finally:
+        scene.set_lod(False)
+        for name, visible in shown.items():
+            scene.actors[name].SetVisibility(visible)
+    return still, moving
+
+
 def plotter_for(scene):
     import pyvista as pv
 
@@ -131,6 +157,7 @@ def bench(label: str, city, naive_limit: int | None, n_buildings: int) -> None:
     merged = frame_times(plotter)
     scene.set_lod(True)
     moving = frame_times(plotter)
+    terrain = terrain_frame_times(scene, plotter)
     plotter.close()
     nb, nf, count = naive_scene(scene, city.buildings.frame, naive_limit)
     if count < n_buildings:
@@ -142,6 +169,9 @@ def bench(label: str, city, naive_limit: int | None, n_buildings: int) -> None:
         note = f"{count:,} actors"
     print(f"{label:<22} {n_buildings:>9,} {cells:>11,} {build:>8.2f} {merged * 1000:>9.1f} {moving * 1000:>7.1f} "
           f"{nb:>10.1f} {nf * 1000:>11.1f} {nf / merged:>7.1f}x {nf / moving:>7.1f}x  {note}", flush=True)
+    if terrain is not None:
+        print(f"{'  terrain only':<22} {'':>9} {'':>11} {'':>8} {terrain[0] * 1000:>9.1f} {terrain[1] * 1000:>7.1f}",
+              flush=True)
 
 
 def save_views(cities: list[str], folder: Path) -> None:
@@ -217,7 +247,7 @@ def main() -> None:
         open_times(args.cities)
         return
     print(f"window {WINDOW[0]}x{WINDOW[1]}, {FRAMES} frames per view; times: build s, median frame ms "
-          "(frame: still, full buildings; lod: while moving); ratios: naive frame / frame, naive frame / lod")
+          "(frame: still, full meshes; lod: while moving); ratios: naive frame / frame, naive frame / lod")
     print(f"{'city':<22} {'buildings':>9} {'cells':>11} {'build_s':>8} {'frame_ms':>9} {'lod_ms':>7} "
           f"{'naive_b_s':>10} {'naive_fr_ms':>11} {'ratio':>8} {'lod_x':>8}")
     from twin.city.city import load_city
