@@ -676,8 +676,11 @@ class CityScene:
         """One actor for one layer mesh, drawn as its ``draw`` kind says."""
         if lm.mesh.n_cells == 0:
             return
+        # No render per actor: the caller renders once when every layer is in (on a
+        # software renderer each frame of a big terrain costs a few hundred ms).
         kwargs: dict[str, Any] = {"scalars": "RGBA", "rgba": True, "name": lm.name, "show_scalar_bar": False,
-                                  "reset_camera": False, "preference": "point" if lm.on_points else "cell"}
+                                  "reset_camera": False, "render": False,
+                                  "preference": "point" if lm.on_points else "cell"}
         if lm.draw == "surface":
             kwargs.update(ambient=SURFACE_AMBIENT, diffuse=SURFACE_DIFFUSE, specular=0.0)
         elif lm.draw == "flat":
@@ -813,11 +816,13 @@ class CityScene:
         return camera_for_extent(self.city.extent(), z=self.ground_z(), top=self.top_z(), aspect=aspect, **kwargs)
 
     def reset_camera(self, plotter: pv.Plotter, **kwargs: Any) -> None:
-        """Put the plotter's camera on the default view."""
+        """Put the plotter's camera on the default view (without rendering: the renderer's
+        camera, not the plotter's, which first resets and renders a camera never set)."""
         width, height = plotter.window_size
-        plotter.camera.view_angle = kwargs.get("view_angle_deg", 30.0)
-        plotter.camera_position = self.default_camera(aspect=width / max(height, 1), **kwargs)
-        plotter.renderer.ResetCameraClippingRange()
+        renderer = plotter.renderer
+        renderer.camera.view_angle = kwargs.get("view_angle_deg", 30.0)
+        renderer.camera_position = self.default_camera(aspect=width / max(height, 1), **kwargs)
+        renderer.ResetCameraClippingRange()
 
 
 def _lod_data(lm: LayerMesh) -> Any:

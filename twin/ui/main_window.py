@@ -307,7 +307,8 @@ class MainWindow(QMainWindow):
             self._job_done()
             self.ready.emit()
             return
-        self._run(lambda fb: self._build_scene(city, fb), self._scene_built, "Building the 3D scene")
+        z_scale = self.z_scale
+        self._run(lambda fb: self._build_scene(city, z_scale, fb), self._scene_built, "Building the 3D scene")
 
     def _attributions(self) -> list[str]:
         if self.city is None:
@@ -316,18 +317,17 @@ class MainWindow(QMainWindow):
         return texts or ["(the city manifest names no attribution)"]
 
     @staticmethod
-    def _build_scene(city: City, feedback: Feedback):
+    def _build_scene(city: City, z_scale: float, feedback: Feedback):
+        """The 3D scene at the scene file's exaggeration, built once, off the GUI thread."""
         from twin.scene.city_scene import CityScene
 
         scene = CityScene(city)
-        scene.build(z_scale=1.0, feedback=feedback)
+        scene.build(z_scale=z_scale, feedback=feedback)
         return scene
 
     def _scene_built(self, scene3d) -> None:
         self._job_done()
         self.scene3d = scene3d
-        if self.z_scale != 1.0:
-            scene3d.build(z_scale=self.z_scale)
         plotter = self.plotter
         plotter.clear()
         scene3d.add_to_plotter(plotter)
@@ -338,7 +338,7 @@ class MainWindow(QMainWindow):
             plotter.renderer.ResetCameraClippingRange()
         else:
             scene3d.reset_camera(plotter)
-        self.set_sun(*self.sun)
+        self.set_sun(*self.sun, render=False)
         self._pending_scene = None
         plotter.render()
         self.map_canvas.update()
@@ -597,15 +597,18 @@ class MainWindow(QMainWindow):
         except (ValueError, IndexError) as exc:
             self.show_error("Sun position", f"{text!r}: {exc}; expected e.g. 135, 35, no")
 
-    def set_sun(self, azimuth_deg: float, elevation_deg: float, *, shadows: bool = False) -> None:
-        """Light the 3D view with the sun at this azimuth and elevation."""
+    def set_sun(self, azimuth_deg: float, elevation_deg: float, *, shadows: bool = False,
+                render: bool = True) -> None:
+        """Light the 3D view with the sun at this azimuth and elevation (``render``: False
+        when the caller renders next anyway)."""
         from twin.scene.city_scene import set_sun
 
         if self.scene3d is None or self.plotter is None:
             return
         set_sun(self.plotter, self.scene3d, azimuth_deg, elevation_deg, shadows=shadows)
         self.sun = (azimuth_deg, elevation_deg)
-        self.plotter.render()
+        if render:
+            self.plotter.render()
 
     def _ask_z_scale(self) -> None:
         value, ok = QInputDialog.getDouble(self, "Vertical exaggeration", "Factor:", self.z_scale, 0.1, 20.0, 1)
