@@ -76,7 +76,8 @@ def _closures(net: MovementNetwork, *, reaction_s: float = 0.0, close_m: float =
     host = _Host()
     post = PolicePost(host.model, "post-1", node=0, officers=1)
     return RoadClosures(net, ClosureRules(close_depth_m=close_m, reopen_depth_m=0.1, reopen_after_s=600.0,
-                                          reaction_s=reaction_s, danger_depth_m=0.3), [post], radius_m=1e6)
+                                          reaction_s=reaction_s, danger_depth_m=0.3), [post], radius_m=1e6,
+                        approach_m=6.0)
 
 
 def test_a_road_closes_when_and_only_when_its_water_passes_the_threshold() -> None:
@@ -84,15 +85,17 @@ def test_a_road_closes_when_and_only_when_its_water_passes_the_threshold() -> No
     roads = _closures(net)
     free = net.graph(net.length_m / net.free_speed_mps)
     road = int(net.road_of_link[np.flatnonzero(net.link_u == 0)[0]])  # starts at the post: no drive
+    walk_s = 5.0 / 1.4  # from the post's node to the road's midpoint
     depth = np.zeros(net.n_roads)
     for t, d in enumerate([0.0, 0.1, 0.2, 0.3, 0.29999]):
         depth[road] = d
         roads.update(60.0 * t, depth, free)
-        assert not roads.closed.any(), f"closed at {d} m, not above the 0.3 m threshold"
+        assert not roads.closed.any() and np.all(np.isinf(roads.pending_at_s)), f"acted at {d} m, not above 0.3 m"
     depth[road] = 0.30001
     roads.update(300.0, depth, free)
+    assert roads.pending_at_s[road] == pytest.approx(300.0 + walk_s) and np.isfinite(roads.pending_at_s).sum() == 1
+    roads.update(300.0 + walk_s, depth, free)
     assert roads.closed[road] and roads.closed.sum() == 1
-    assert roads.late_count() == 0  # closed in the same step the water passed the danger depth
     # reopens only after the water has stayed below 0.1 m for 600 s
     for t, d in [(360, 0.2), (420, 0.09), (900, 0.05), (1000, 0.11), (1060, 0.05), (1600, 0.05)]:
         depth[road] = d
@@ -108,8 +111,9 @@ def test_a_closure_waits_for_reaction_and_travel_and_an_open_flooded_road_is_lat
     roads = _closures(net, reaction_s=120.0)
     free = net.graph(net.length_m / net.free_speed_mps)
     far = int(np.argmax(np.hypot(*net.road_midpoints().T)))
-    first = roads._first_link[far]
-    travel = min(free.times_from(np.array([0]))[0][[net.link_u[first], net.link_v[first]]])
+    reach = free.times_from(np.array([0]))[0]
+    near = np.flatnonzero(np.hypot(*(net.node_xy - net.road_midpoints()[far]).T) <= 6.0)
+    travel = min(reach[near] + np.hypot(*(net.node_xy[near] - net.road_midpoints()[far]).T) / 1.4)
     depth = np.zeros(net.n_roads)
     depth[far] = 0.5
     roads.update(0.0, depth, free)
@@ -141,7 +145,11 @@ def test_a_closure_point_closes_every_road_near_it_at_once() -> None:
     assert len(sites) == 1 and sites[0].size >= 2
     depth = np.zeros(net.n_roads)
     depth[sites[0][0]] = 0.4  # one of the site's roads floods: the whole site closes
-    graph = net.graph(net.length_m / net.free_speed_mps)
+    # every link within 15 m of the point is under water: officers stop at the edge and walk in
+    mid = 0.5 * (net.node_xy[net.link_u] + net.node_xy[net.link_v])
+    link_depth = np.where(np.hypot(mid[:, 0] - 40.0, mid[:, 1] - 25.0) <= 15.0, 0.4, 0.0)
+    graph = net.graph(net.vehicle_time_s(link_depth))
+    assert np.isinf(graph.times_from(np.array([0]))[0][net.nearest_node(40.0, 25.0)[0]])
     for t in range(0, 300, 10):
         roads.update(float(t), depth, graph)
     assert roads.closed[0] and np.array_equal(np.flatnonzero(roads.closed_roads()), np.sort(sites[0]))

@@ -77,6 +77,8 @@ class FloodResponseModel(TwinModel):
         _p("police_radius_m", "float", 2000.0, "m", 10.0, 1e5, "a post answers for sites within this distance"),
         _p("closure_site_radius_m", "float", 60.0, "m", 0.0, 1000.0,
            "a closure point closes the roads within this distance of it"),
+        _p("approach_m", "float", 250.0, "m", 0.0, 5000.0,
+           "responders leave their vehicle up to this far from a site (barriers at the water's edge, hoses)"),
     )
     plan_parameters = (
         _p("police_posts", "points", [], "m", help="police posts (x, y in the city CRS)"),
@@ -146,9 +148,9 @@ class FloodResponseModel(TwinModel):
         self.closures = RoadClosures(self.network, ClosureRules(
             pl["closure_depth_m"], pl["reopen_depth_m"], pl["reopen_after_s"], pl["police_reaction_s"],
             hz["danger_depth_m"]), self.police, hz["police_radius_m"],
-            closure_sites(self.network, pl["closure_points"], hz["closure_site_radius_m"]))
+            closure_sites(self.network, pl["closure_points"], hz["closure_site_radius_m"]), hz["approach_m"])
 
-        self.pumps = self._pumps(pl)
+        self.pumps = self._pumps(hz, pl)
         self.evacuation = self._evacuation(city, hz, pl, common)
         self.volume_pumped_m3 = 0.0
         self.max_mass_error = 0.0
@@ -192,10 +194,10 @@ class FloodResponseModel(TwinModel):
             water |= self.field.prep.initial_depth_m >= 0.1
         return water
 
-    def _pumps(self, pl: dict[str, Any]) -> PumpService:
+    def _pumps(self, hz: dict[str, Any], pl: dict[str, Any]) -> PumpService:
         sites = []
         for i, (x, y) in enumerate(pl["pump_sites"]):
-            sites.append(PumpSite(f"site-{i + 1}", int(self.network.nearest_node(x, y)[0]),
+            sites.append(PumpSite(f"site-{i + 1}", self.network.approach(x, y, hz["approach_m"]),
                                   self._disc_cells(x, y, pl["pump_radius_m"])))
         depot = pl["pump_depot"][0] if pl["pump_depot"] else (pl["pump_sites"][0] if pl["pump_sites"] else None)
         depot_node = int(self.network.nearest_node(*depot)[0]) if depot is not None else 0

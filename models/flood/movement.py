@@ -47,6 +47,28 @@ class Route:
         return math.isfinite(self.time_s)
 
 
+ON_FOOT_MPS = 1.4
+"""Pace of the last stretch from where a vehicle stops to the place of work (m/s)."""
+
+
+@dataclass(frozen=True)
+class Approach:
+    """Where responders can leave their vehicle for a place: nodes near it and the walk from each (s).
+
+    Police put barriers up at the edge of the water and pumps draw through
+    hoses, so a crew need not drive into the flooded place itself.
+    """
+
+    nodes: np.ndarray
+    walk_s: np.ndarray
+
+    def best(self, reach_s: np.ndarray) -> tuple[int, float]:
+        """(node, total time s) of the quickest way in given the drive times to every node; time inf if none."""
+        total = reach_s[self.nodes] + self.walk_s
+        i = int(np.argmin(total))
+        return int(self.nodes[i]), float(total[i])
+
+
 @dataclass
 class MovementNetwork:
     """Directed links with their length, free speed and the flood cells under them."""
@@ -236,6 +258,17 @@ class MovementNetwork:
             self._tree = cKDTree(self.node_xy)
         _, idx = self._tree.query(np.column_stack([np.atleast_1d(x), np.atleast_1d(y)]))
         return np.asarray(idx, dtype=np.int64)
+
+    def approach(self, x: float, y: float, radius_m: float) -> Approach:
+        """Nodes within ``radius_m`` of a point (at least the nearest), with the walk from each."""
+        if self._tree is None:
+            self._tree = cKDTree(self.node_xy)
+        near = np.asarray(self._tree.query_ball_point([x, y], radius_m), dtype=np.int64)
+        if near.size == 0:
+            near = self.nearest_node(x, y)
+        near = np.sort(near)
+        walk = np.hypot(self.node_xy[near, 0] - x, self.node_xy[near, 1] - y) / ON_FOOT_MPS
+        return Approach(near, walk)
 
     def road_km(self, road_mask: np.ndarray) -> float:
         """Length (km) of the roads in ``road_mask``."""

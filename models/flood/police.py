@@ -6,8 +6,9 @@ when the plan names none, every road on its own.  Each site belongs to the
 nearest post within ``radius_m``; sites beyond every post are nobody's.
 When the water at a site (its deepest road) passes the plan's closure depth,
 the post sends an officer: the barriers are up after the reaction time plus
-the drive there, on the network as it is then (a site the officers cannot
-reach waits for the next step).  A closed site opens again once its water has
+the drive, on the network as it is then, to the best place within
+``approach_m`` of the site, and the walk from there (a site the officers
+cannot get near waits for the next step).  A closed site opens again once its water has
 stayed below the reopening depth for ``reopen_after_s``.
 
 A watched site whose water passes the danger depth while it is still open is
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from mesa import Agent
 
-from models.flood.movement import MovementNetwork, TravelGraph
+from models.flood.movement import Approach, MovementNetwork, TravelGraph
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RoadClosures:
     posts: list[PolicePost]
     radius_m: float
     sites: list[np.ndarray] | None = None
+    approach_m: float = 250.0
     closed: np.ndarray = field(init=False)
     owner: np.ndarray = field(init=False)
     pending_at_s: np.ndarray = field(init=False)
@@ -96,11 +98,11 @@ class RoadClosures:
         self.dry_since_s = np.full(n, math.nan)
         self.late = np.zeros(n, dtype=bool)
         self.owner = np.full(n, -1, dtype=np.int64)
-        self._first_link = np.zeros(self.network.n_roads, dtype=np.int64)
-        self._first_link[self.network.road_of_link[::-1]] = np.arange(self.network.n_links)[::-1]
+        mid = self.network.road_midpoints()
+        centre = np.array([mid[s].mean(axis=0) for s in self.sites]) if n else np.zeros((0, 2))
+        self._approach: list[Approach] | None = None
+        self._centre = centre
         if self.posts and n:
-            mid = self.network.road_midpoints()
-            centre = np.array([mid[s].mean(axis=0) for s in self.sites])
             post_xy = self.network.node_xy[[p.node for p in self.posts]]
             d = np.hypot(centre[:, None, 0] - post_xy[None, :, 0], centre[:, None, 1] - post_xy[None, :, 1])
             nearest = np.argmin(d, axis=1)
@@ -158,20 +160,27 @@ class RoadClosures:
 
     def _dispatch(self, sites: np.ndarray, depth: np.ndarray, now_s: float, graph: TravelGraph) -> None:
         """Send an officer of each site's post, deepest site first; barriers are up after reaction plus travel."""
-        net = self.network
         for p in np.unique(self.owner[sites]):
             post = self.posts[int(p)]
             own = sites[self.owner[sites] == p]
             reach = graph.times_from(np.array([post.node]))[0]
             for site in own[np.argsort(-depth[own], kind="stable")]:
-                links = self._first_link[self.sites[site]]
-                travel = float(min(reach[net.link_u[links]].min(), reach[net.link_v[links]].min()))
+                _, travel = self._approach_of(int(site)).best(reach)
                 if not math.isfinite(travel):
                     continue  # cut off from the post: try again next step
                 officer, leave_s = post.next_free_s(now_s)
                 up_s = leave_s + self.rules.reaction_s + travel
                 self.pending_at_s[site] = up_s
                 post.busy_until_s[officer] = up_s
+
+    def _approach_of(self, site: int) -> Approach:
+        """Where officers can stop for a site: nodes within ``approach_m`` of it (made when first needed)."""
+        if self._approach is None:
+            self._approach = [None] * len(self.sites)  # type: ignore[list-item]
+        if self._approach[site] is None:
+            x, y = self._centre[site]
+            self._approach[site] = self.network.approach(float(x), float(y), self.approach_m)
+        return self._approach[site]
 
     def closed_km(self) -> float:
         """Length of closed road (km)."""

@@ -19,17 +19,17 @@ from typing import Any
 import numpy as np
 from mesa import Agent
 
-from models.flood.movement import MovementNetwork, Route, TravelGraph
+from models.flood.movement import Approach, MovementNetwork, Route, TravelGraph
 
 AT_DEPOT, DRIVING, SETTING_UP, PUMPING, FAILED = "at depot", "driving", "setting up", "pumping", "failed"
 
 
 @dataclass(frozen=True)
 class PumpSite:
-    """A hotspot where a pump can stand: its node, and the flood cells it draws from."""
+    """A hotspot: where a truck can stop for it (hoses reach the water) and the flood cells it draws from."""
 
     label: str
-    node: int
+    approach: Approach
     cells: np.ndarray
 
 
@@ -44,6 +44,7 @@ class PumpCrew(Agent):
         self.state = AT_DEPOT
         self.site: PumpSite | None = None
         self.route: Route | None = None
+        self.target = int(node)
         self.leg = 0
         self.on_link_s = 0.0
         self.ready_at_s = math.inf
@@ -55,12 +56,13 @@ class PumpCrew(Agent):
 
     def set_up_at(self, site: PumpSite, ready_at_s: float) -> None:
         """Stand at ``site`` (pre-positioned, or arrived) and pump from ``ready_at_s``."""
-        self.site, self.node, self.route = site, site.node, None
+        self.site, self.route = site, None
         self.state = SETTING_UP
         self.ready_at_s = ready_at_s
 
     def send(self, site: PumpSite, route: Route) -> None:
         self.site, self.route, self.leg, self.on_link_s = site, route, 0, 0.0
+        self.target = int(route.nodes[-1])
         self.state = DRIVING
 
     def drive(self, now_s: float, step_s: float, graph: TravelGraph, setup_s: float) -> None:
@@ -75,7 +77,8 @@ class PumpCrew(Agent):
             link = int(self.route.links[self.leg])
             need = link_time_s[link]
             if not math.isfinite(need):
-                route = graph.route(self.node, self.site.node)
+                self.target, _ = self.site.approach.best(graph.times_from(np.array([self.node]))[0])
+                route = graph.route(self.node, self.target)
                 if not route.found:
                     return  # wait where it is for the water to drop or a barrier to open
                 self.route, self.leg, self.on_link_s = route, 0, 0.0
@@ -109,6 +112,7 @@ class PumpService:
     def preposition(self, count: int) -> None:
         """The first ``count`` crews start set up at the first sites (pumping from t = 0)."""
         for crew, site in zip(self.crews[:count], self.sites):
+            crew.node = int(site.approach.nodes[np.argmin(site.approach.walk_s)])
             crew.set_up_at(site, 0.0)
 
     def served(self) -> set[str]:
@@ -126,13 +130,13 @@ class PumpService:
             if not free:
                 return
             site = self.sites[i]
-            to_site = graph.times_from(np.array([site.node]), reverse=True)[0]
-            times = np.array([to_site[c.node] for c in free])
+            ways = [site.approach.best(graph.times_from(np.array([c.node]))[0]) for c in free]
+            times = np.array([t for _, t in ways])
             best = int(np.argmin(times))
             if not math.isfinite(times[best]):
-                continue  # no crew can reach it now
+                continue  # no crew can get near it now
             crew = free.pop(best)
-            crew.send(site, graph.route(crew.node, site.node))
+            crew.send(site, graph.route(crew.node, ways[best][0]))
             if note is not None:
                 note("pump crew sent", crew=crew.label, site=site.label, depth_m=round(depth, 3),
                      eta_s=round(float(times[best]), 1))
