@@ -49,7 +49,25 @@ def test_opens_monaco_by_default_with_every_layer(qtbot, window: MainWindow) -> 
     assert set(names) == {"Points of interest", "Boundary", "Roads", "Buildings", "Water", "Natural", "Land use"}
     assert "OpenStreetMap" in window.attribution_label.text()
     assert window.scene3d is not None and "Buildings" in window.scene3d.meshes
+    qtbot.waitUntil(lambda: window.city.finished, timeout=60_000)
     assert window.resources.rows()["area_m2"].sum() == pytest.approx(window.city.land_classes.boundary_area_m2)
+
+
+def test_uncached_city_shows_first_then_gets_its_land_classes_and_cache(qtbot, window: MainWindow,
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from twin.city.city import load_city
+
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "cache"))
+    with qtbot.waitSignal(window.city_finished, timeout=120_000):
+        _open(qtbot, window)
+        # On screen before the land-class areas and the cache, which only the resources panel needs.
+        assert window.scene3d is not None and window.city.land_classes is None
+    city = window.city
+    assert city.finished and city.network is not None and city.network.n_edges > 0
+    assert window.resources.rows()["area_m2"].sum() == pytest.approx(city.land_classes.boundary_area_m2)
+    cached = load_city(ROOT / "gis_data" / "monaco")
+    assert cached.from_cache and cached.land_classes.table.equals(city.land_classes.table)
 
 
 def test_toggle_and_reorder_reach_both_views(qtbot, window: MainWindow) -> None:

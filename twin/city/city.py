@@ -4,6 +4,9 @@
 one map's vector layers and the derived data — road network, buildings, points
 of interest, land-class areas — and reads the grids (DEM, land cover on the DEM
 grid, rain zones).  A second load with unchanged inputs comes from the cache.
+``load_city(folder, defer=True)`` leaves what the map and the 3D view do not
+draw (land-class areas, the road network when roads layers are drawn, the
+cache write) to :func:`finish_city`, so a window can show the city sooner.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from twin.geo.landclass import (
     load_value_mapping,
     raster_land_class_areas,
 )
-from twin.geo.manifest import CityManifest, read_manifest
+from twin.geo.manifest import CityManifest, LayerSpec, read_manifest
 from twin.geo.onemap import OneMap, load_one_map
 from twin.geo.raster import Grid
 from twin.progress import Feedback
@@ -41,8 +44,21 @@ LAND_LAYER_ROLES = ("landuse", "natural", "water", "pois", "shelters")
 
 
 @dataclass
+class _Deferred:
+    """What :func:`load_city` left for :func:`finish_city`: the cache entry to write
+    (None: no cache) and whether the road network is still to build."""
+
+    entry: CacheEntry | None
+    network: bool
+
+
+@dataclass
 class City:
-    """A city ready for analysis and simulation, all in one metric CRS."""
+    """A city ready for analysis and simulation, all in one metric CRS.
+
+    A city loaded with ``defer=True`` is ready only after :func:`finish_city`
+    (see :attr:`finished`).
+    """
 
     one_map: OneMap
     network: RoadNetwork | None
@@ -57,6 +73,12 @@ class City:
     from_cache: bool = False
     cache_path: Path | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    deferred: _Deferred | None = field(default=None, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        """Whether every derived part is there (always, unless loaded with ``defer=True``)."""
+        return self.deferred is None
 
     @property
     def name(self) -> str:
@@ -137,6 +159,22 @@ def _build_pois(one_map: OneMap) -> PointsOfInterest:
     return build_pois(layers, one_map.crs)
 
 
+def _landcover_spec(manifest: CityManifest) -> LayerSpec:
+    """The land cover layer's entry, which must name its classes table: checked when the
+    city loads, before its land-class areas (perhaps deferred) are computed."""
+    spec = manifest.layers_with_role("landcover")[0]
+    if spec.classes is None:
+        raise InputError(Problem(str(manifest.path), f"layer {spec.name!r}: classes",
+                                 "a land cover raster needs a classes table (value,name,land_class)"))
+    return spec
+
+
+def _roads_drawn_from_layers(one_map: OneMap) -> bool:
+    """Whether a roads layer has features: the views draw roads from it, so the road
+    network (a second pass over the OSM file) is needed only by the models."""
+    return any(len(frame) for _, frame in one_map.data_for_role("roads"))
+
+
 def _land_classes(one_map: OneMap, network: RoadNetwork | None, buildings: Buildings | None,
                   landcover: Grid | None) -> LandClassAreas | None:
     manifest = one_map.manifest
@@ -145,10 +183,7 @@ def _land_classes(one_map: OneMap, network: RoadNetwork | None, buildings: Build
     table_path = manifest.folder / manifest.city.land_class_table if manifest.city.land_class_table else None
     classes = load_land_classes()
     if landcover is not None:
-        spec = manifest.layers_with_role("landcover")[0]
-        if spec.classes is None:
-            raise InputError(Problem(str(manifest.path), f"layer {spec.name!r}: classes",
-                                     "a land cover raster needs a classes table (value,name,land_class)"))
+        spec = _landcover_spec(manifest)
         value_to_code = load_value_mapping(manifest.folder / spec.classes, classes)
         from rasterio.features import geometry_mask
 
@@ -186,8 +221,14 @@ def _grids(one_map: OneMap) -> tuple[Grid | None, Grid | None, Grid | None]:
 
 
 def load_city(source: str | Path | CityManifest, *, use_cache: bool = True, feedback: Feedback | None = None,
-              cache_root: Path | None = None) -> City:
-    """Load a city folder (or manifest) into a :class:`City`, from the cache when it is current."""
+              cache_root: Path | None = None, defer: bool = False) -> City:
+    """Load a city folder (or manifest) into a :class:`City`, from the cache when it is current.
+
+    With ``defer`` a city that is not in the cache comes back before its
+    land-class areas, its road network (when roads layers hold the roads the
+    views draw) and the cache write: :func:`finish_city` does those, e.g.
+    after a window has shown the city.
+    """
     feedback = feedback or Feedback()
     t0 = time.perf_counter()
     manifest = source if isinstance(source, CityManifest) else read_manifest(source)
@@ -201,29 +242,53 @@ def load_city(source: str | Path | CityManifest, *, use_cache: bool = True, feed
     one_map = load_one_map(manifest, feedback=feedback)
     timings.update(one_map.timings_s)
     dem, landcover, zones = _grids(one_map)
-    feedback.progress(72, "building the road network")
-    t = time.perf_counter()
-    network = _build_network(one_map, dem)
-    timings["network"] = time.perf_counter() - t
+    if landcover is not None and one_map.boundary is not None:  # the inputs of the land-class areas
+        _landcover_spec(manifest)
+    defer_network = defer and _roads_drawn_from_layers(one_map)
+    network = None
+    if not defer_network:
+        feedback.progress(72, "building the road network")
+        t = time.perf_counter()
+        network = _build_network(one_map, dem)
+        timings["network"] = time.perf_counter() - t
     feedback.progress(80, "deriving buildings and points of interest")
     t = time.perf_counter()
     buildings = _build_buildings(one_map, dem)
     pois = _build_pois(one_map)
     _show_derived_buildings(one_map, buildings)
     timings["buildings_pois"] = time.perf_counter() - t
-    feedback.progress(88, "computing land-class areas")
-    t = time.perf_counter()
-    land = _land_classes(one_map, network, buildings, landcover)
-    timings["land_classes"] = time.perf_counter() - t
     rain = next((table for _, table in one_map.data_for_role("rain")), None)
     inflows = next((frame for _, frame in one_map.data_for_role("inflows")), None)
     city = City(one_map=one_map, network=network, buildings=buildings, pois=pois, dem=dem, landcover=landcover,
-                rain_zones=zones, rain=rain, inflows=inflows, land_classes=land, timings_s=timings)
-    if entry is not None:
-        feedback.progress(95, "writing the cache")
-        _write_cache(city, entry)
-        city.cache_path = entry.path
+                rain_zones=zones, rain=rain, inflows=inflows, land_classes=None, timings_s=timings,
+                deferred=_Deferred(entry, defer_network))
+    if not defer:
+        finish_city(city, feedback)
     city.timings_s["total"] = time.perf_counter() - t0
+    return city
+
+
+def finish_city(city: City, feedback: Feedback | None = None) -> City:
+    """Derive what ``load_city(..., defer=True)`` left out (road network, land-class
+    areas) and write the cache; nothing to do for a finished city."""
+    deferred = city.deferred
+    if deferred is None:
+        return city
+    feedback = feedback or Feedback()
+    if deferred.network:
+        feedback.progress(72, "building the road network")
+        t = time.perf_counter()
+        city.network = _build_network(city.one_map, city.dem)
+        city.timings_s["network"] = time.perf_counter() - t
+    feedback.progress(88, "computing land-class areas")
+    t = time.perf_counter()
+    city.land_classes = _land_classes(city.one_map, city.network, city.buildings, city.landcover)
+    city.timings_s["land_classes"] = time.perf_counter() - t
+    if deferred.entry is not None:
+        feedback.progress(95, "writing the cache")
+        _write_cache(city, deferred.entry)
+        city.cache_path = deferred.entry.path
+    city.deferred = None
     feedback.progress(100, "city ready")
     return city
 

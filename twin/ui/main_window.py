@@ -18,11 +18,11 @@ import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter,
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSplitter,
     QScrollArea, QTabWidget, QToolBar, QTreeWidget, QTreeWidgetItem, QWidget, QInputDialog,
 )
 
-from twin.city.city import City, load_city
+from twin.city.city import City, finish_city, load_city
 from twin.errors import TwinError
 from twin.geo.scene_file import Bookmark, Scene, apply_tree_state, read_scene, save_scene
 from twin.geo.selection import Selection
@@ -42,10 +42,13 @@ FULL_DETAIL_DELAY_MS = 300
 
 
 class MainWindow(QMainWindow):
-    """Twin's main window. ``ready`` fires once a city is shown in both views."""
+    """Twin's main window. ``ready`` fires once a city is shown in both views;
+    ``city_finished`` once its land-class areas (derived after it is shown, when it
+    was not in the cache) are in the resources panel."""
 
     ready = Signal()
     failed = Signal(str)
+    city_finished = Signal()
 
     def __init__(self, *, enable_3d: bool = True, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +60,7 @@ class MainWindow(QMainWindow):
         self.z_scale = 1.0
         self.link_views = True
         self._job: Job | None = None
+        self._finishing: list[Job] = []
         self._syncing_views = False
         self._pending_scene: Scene | None = None
         self.notes: list[str] = []
@@ -66,6 +70,9 @@ class MainWindow(QMainWindow):
         self._full_detail_timer.setSingleShot(True)
         self._full_detail_timer.setInterval(FULL_DETAIL_DELAY_MS)
         self._full_detail_timer.timeout.connect(self._show_full_detail)
+        app = QApplication.instance()
+        if app is not None:  # quitting with the window open must not kill a job's thread
+            app.aboutToQuit.connect(self._wait_for_background)
 
         self.map_canvas = MapCanvas(None, self.selection)
         self.plotter = None
@@ -217,7 +224,8 @@ class MainWindow(QMainWindow):
             self.show_error("Could not open the scene", str(exc))
             return
         self._pending_scene = scene
-        self._run(lambda fb: load_city(city_path, feedback=fb), self._city_loaded, f"Opening {city_path.name}")
+        self._run(lambda fb: load_city(city_path, feedback=fb, defer=True), self._city_loaded,
+                  f"Opening {city_path.name}")
 
     def _run(self, fn, done, message: str) -> None:
         if self._job is not None and self._job.running:
@@ -291,7 +299,7 @@ class MainWindow(QMainWindow):
         panel.current_layer_changed.connect(self._current_layer_changed)
         self.layers_dock.setWidget(panel)
         self.layer_panel = panel
-        self.resources.set_data(city.land_classes)
+        self.resources.set_data(city.land_classes if city.finished else None)
         buildings = next((layer for layer in city.one_map.tree if layer.role == "buildings"), None)
         if buildings is not None:
             self.map_canvas.set_current_layer(buildings.name)
@@ -306,9 +314,36 @@ class MainWindow(QMainWindow):
         if self.plotter is None:
             self._job_done()
             self.ready.emit()
+            self._finish_city(city)
             return
         z_scale = self.z_scale
         self._run(lambda fb: self._build_scene(city, z_scale, fb), self._scene_built, "Building the 3D scene")
+
+    def _finish_city(self, city: City) -> None:
+        """Derive the city's land-class areas (and write its cache) off the GUI thread once
+        it is on screen: only the resources panel shows them.  Runs beside the user's own
+        jobs, which it does not block; closing or quitting waits for it (see
+        :meth:`_wait_for_background`)."""
+        if city.finished:
+            self.city_finished.emit()
+            return
+        job = Job(lambda fb: finish_city(city, fb), self)
+        job.finished.connect(lambda _: self._city_finished(city))
+        job.failed.connect(lambda message, details: self._finish_failed(city, message, details))
+        self._finishing = [j for j in self._finishing if j.running] + [job]
+        job.start()
+
+    def _city_finished(self, city: City) -> None:
+        """Show a finished city's land-class areas, unless another city was opened meanwhile."""
+        if city is self.city:
+            self.resources.set_data(city.land_classes)
+            self.city_finished.emit()
+
+    def _finish_failed(self, city: City, message: str, details: str) -> None:
+        """The city stays open (the views need nothing that failed); the user is told."""
+        log.error("land-class areas of %s: %s\n%s", city.name, message, details)
+        if city is self.city:
+            self.show_error("Could not compute the land-class areas", message)
 
     def _attributions(self) -> list[str]:
         if self.city is None:
@@ -343,6 +378,7 @@ class MainWindow(QMainWindow):
         plotter.render()
         self.map_canvas.update()
         QTimer.singleShot(0, self.ready.emit)
+        self._finish_city(self.city)
 
     # ------------------------------------------------------------------ events between views
 
@@ -687,9 +723,16 @@ class MainWindow(QMainWindow):
         if self._job is not None and self._job.running:
             self._job.cancel()
             self._job.wait(10000)
+        self._wait_for_background()
         if self.plotter is not None:
             self.plotter.close()
         super().closeEvent(event)
+
+    def _wait_for_background(self) -> None:
+        """Let the deferred parts of opened cities finish: they write the cache that
+        makes the next open fast, and a thread must not outlive its QThread."""
+        for job in self._finishing:
+            job.wait(60000)
 
 
 def install_exception_hook() -> None:
