@@ -331,3 +331,21 @@ def test_3d_view_draws_the_buildings_level_of_detail_while_the_camera_moves(qtbo
     iren.InvokeEvent("LeftButtonPressEvent")
     iren.InvokeEvent("LeftButtonReleaseEvent")
     assert not scene.lod_active and drawn and set(drawn) == {"full"}
+
+
+def test_waiting_for_a_job_lets_it_finish_without_the_event_loop(qtbot) -> None:
+    """Closing the window waits for background jobs: the wait must not hold the GIL or
+    need the GUI thread's event loop, else a job running Python code never ends."""
+    import time
+
+    from twin.ui.workers import Job
+
+    def spin(_feedback) -> int:
+        end, count = time.perf_counter() + 0.3, 0
+        while time.perf_counter() < end:
+            count += 1
+        return count
+
+    job = Job(spin)
+    job.start()
+    assert job.wait(20_000) and not job.running

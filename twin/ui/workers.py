@@ -5,11 +5,12 @@ function checks."""
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from twin.errors import TwinError
 from twin.progress import Cancelled, Feedback
@@ -59,7 +60,9 @@ class Job(QObject):
         for signal, relay in ((self._runner.finished, self.finished), (self._runner.failed, self.failed),
                               (self._runner.cancelled, self.cancelled)):
             signal.connect(relay)
-            signal.connect(self._thread.quit)
+            # Quit from the worker thread itself (QThread.quit is thread-safe): a queued
+            # quit would wait for the GUI thread's event loop, which wait() blocks.
+            signal.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
 
     def start(self) -> None:
         self._thread.start()
@@ -68,7 +71,17 @@ class Job(QObject):
         self._runner.feedback.cancel()
 
     def wait(self, ms: int = 30000) -> bool:
-        return self._thread.wait(ms)
+        """Wait up to ``ms`` for the job's thread to end; whether it did.
+
+        Sleeps in Python rather than in QThread.wait, which holds the GIL and so
+        would stop a job running Python code from ever finishing.
+        """
+        deadline = time.monotonic() + ms / 1000
+        while self._thread.isRunning():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     @property
     def running(self) -> bool:
