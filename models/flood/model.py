@@ -114,7 +114,7 @@ class FloodResponseModel(TwinModel):
         Kpi("roads_impassable_km", "km", "max", "lower", "road deeper than the vehicle limit (lattice links where "
                                                          "the city has no road layer)"),
         Kpi("roads_closed_km", "km", "max", "lower", "road closed by the police"),
-        Kpi("late_closures", "sites", "final", "lower", "watched sites whose water passed the danger depth while "
+        Kpi("late_closures", "sites", "final", "lower", "closure sites whose water passed the danger depth while "
                                                         "they were still open"),
         Kpi("volume_pumped_m3", "m3", "final", "higher", "water removed by pumps"),
         Kpi("mass_error", "", "max", "lower", "relative error of the water balance"),

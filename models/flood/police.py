@@ -11,8 +11,10 @@ the drive, on the network as it is then, to the best place within
 cannot get near waits for the next step).  A closed site opens again once its water has
 stayed below the reopening depth for ``reopen_after_s``.
 
-A watched site whose water passes the danger depth while it is still open is
-a *late closure*; each site counts once (KPI ``late_closures``).
+A site whose water passes the danger depth while it is still open is a
+*late closure*, whether or not a post answers for it (a plan that watches
+fewer places is not better for it); each site counts once (KPI
+``late_closures``).
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ class RoadClosures:
                 for site in np.flatnonzero(due)[:20]:
                     note("road closed", site=int(site), post=self.posts[self.owner[site]].label,
                          depth_m=round(float(depth[site]), 3))
-        self.late |= self.watched & ~self.closed & (depth > rules.danger_depth_m)
+        self.late |= ~self.closed & (depth > rules.danger_depth_m)
 
         low = self.closed & (depth < rules.reopen_depth_m)
         self.dry_since_s[self.closed & ~low] = math.nan
@@ -187,5 +189,5 @@ class RoadClosures:
         return self.network.road_km(self.closed_roads())
 
     def late_count(self) -> int:
-        """Watched sites whose water passed the danger depth while they were open, so far."""
+        """Sites whose water passed the danger depth while they were open, so far."""
         return int(self.late.sum())
