@@ -232,6 +232,26 @@ def test_evacuees_never_exceed_a_shelters_capacity() -> None:
     assert stranded.size and np.all(persons[stranded] > shelters.room.max())
 
 
+def test_stranded_households_set_off_once_a_way_opens() -> None:
+    net = MovementNetwork.lattice(np.ones((3, 6), dtype=bool), Affine(10, 0, 0, 0, -10, 30), 10.0,
+                                  spacing_m=10.0, speed_mps=10.0)
+    rules = EvacuationRules(lead_time_s=0.0, compliance=1.0, prepare_s=0.0, refresh_s=600.0)
+    hh = Households.build(np.array([4]), np.zeros(1, dtype=np.int64), net.nearest_node(5.0, 15.0), np.zeros(1),
+                          rules, np.random.default_rng(0))
+    shelters = Shelters(["east"], net.nearest_node(55.0, 15.0), np.array([10]))
+    evac = Evacuation(net, hh, shelters, rules)
+    x_mid = 0.5 * (net.node_xy[net.link_u, 0] + net.node_xy[net.link_v, 0])
+    flooded = np.where((x_mid > 25.0) & (x_mid < 40.0), 1.0, 0.0)  # water across the middle of the town
+    cut = net.graph(net.vehicle_time_s(flooded))
+    evac.update(0.0, np.zeros(1), flooded, cut, np.zeros(net.n_links, dtype=bool))
+    assert hh.state[0] == STRANDED and shelters.booked[0] == 0
+    dry = np.zeros(net.n_links)
+    evac.update(300.0, np.zeros(1), dry, net.graph(net.vehicle_time_s(dry)), np.zeros(net.n_links, dtype=bool))
+    assert hh.state[0] == STRANDED  # travel times are renewed every 600 s
+    evac.update(600.0, np.zeros(1), dry, net.graph(net.vehicle_time_s(dry)), np.zeros(net.n_links, dtype=bool))
+    assert hh.state[0] == TRAVELLING and shelters.booked[0] == 4
+
+
 def test_warnings_come_lead_time_before_the_forecast_and_only_compliers_leave() -> None:
     rules = EvacuationRules(lead_time_s=1800.0, compliance=0.5, prepare_s=0.0)
     n = 2000

@@ -7,8 +7,9 @@ compliance rate, packs for an exponential time of mean ``prepare_s``, then
 drives or walks (car share) to the nearest shelter - by travel time over the
 network as it is when they leave - that still has room for all of them.
 Shelters never take more than their capacity: places are booked when a
-household sets off.  A household that finds no shelter it can reach stays
-home (stranded).  Residents count as exposed when the water at their door
+household sets off.  A household that finds no shelter it can reach, with
+room for all of it, stays home stranded and tries again each time the travel
+times are renewed (every ``refresh_s``).  Residents count as exposed when the water at their door
 passes ``exposure_depth_m`` while they are at home.
 
 Households are arrays, not one Mesa agent each: 10,000 buildings stepped in
@@ -117,19 +118,24 @@ class Evacuation:
         hh.warned |= hh.warn_at_s <= now_s + 1e-9
         arrived = (hh.state == TRAVELLING) & (hh.arrive_at_s <= now_s + 1e-9)
         hh.state[arrived] = SHELTERED
-        leaving = np.flatnonzero((hh.state == HOME) & hh.complies & (hh.leave_at_s <= now_s + 1e-9))
-        if leaving.size:
-            self._refresh_times(now_s, link_depth_m, vehicles, closed_links)
+        ready = (hh.state == HOME) & hh.complies & (hh.leave_at_s <= now_s + 1e-9)
+        retry = (hh.state == STRANDED) & (hh.persons <= self.shelters.room.max(initial=0))
+        if ready.any() or (retry.any() and self._refresh_due(now_s)):
+            if self._refresh_due(now_s):
+                self._refresh_times(now_s, link_depth_m, vehicles, closed_links)
+                ready |= retry  # with the new travel times, those stranded try again
+            leaving = np.flatnonzero(ready)
             for b in leaving[np.lexsort((leaving, hh.leave_at_s[leaving]))]:
                 self._set_off(int(b), now_s)
         at_home = (hh.state == HOME) | (hh.state == STRANDED)
         hh.exposed |= at_home & (depth_flat[hh.door_cell] > rules.exposure_depth_m)
 
+    def _refresh_due(self, now_s: float) -> bool:
+        return self._car is None or now_s - self._times_at_s >= self.rules.refresh_s - 1e-9
+
     def _refresh_times(self, now_s: float, link_depth_m: np.ndarray, vehicles: TravelGraph,
                        closed_links: np.ndarray) -> None:
-        """Travel times from every node to every shelter, renewed every ``refresh_s``."""
-        if self._car is not None and now_s - self._times_at_s < self.rules.refresh_s - 1e-9:
-            return
+        """Travel times from every node to every shelter (renewed every ``refresh_s``)."""
         walk = self.network.walk_time_s(link_depth_m, self.rules.walk_speed_mps, self.rules.walk_limit_m,
                                         closed_links)
         nodes = self.shelters.node
