@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -272,8 +273,8 @@ def test_warnings_come_lead_time_before_the_forecast_and_only_compliers_leave() 
 def _quick_scenario(tmp_path: Path, horizon_s: int = 7200) -> Path:
     """The Carlisle scenario on 80 m cells for two hours, without its inject (its plans unchanged)."""
     path = tmp_path / "quick.toml"
-    base = Path(__import__("os").path.relpath(CARLISLE_SCENARIO, tmp_path))
-    city = Path(__import__("os").path.relpath(ROOT / "gis_data" / "carlisle", tmp_path))
+    base = Path(os.path.relpath(CARLISLE_SCENARIO, tmp_path))
+    city = Path(os.path.relpath(ROOT / "gis_data" / "carlisle", tmp_path))
     path.write_text(f'extends = "{base.as_posix()}"\ninjects = []\n\n[scenario]\ncity = "{city.as_posix()}"\n'
                     f"horizon_s = {horizon_s}\nreport_every_s = 1800\nreplications = 1\n\n"
                     "[hazard]\ncoarsen = 16\nforecast_coarsen = 1\nlattice_spacing_m = 80.0\n")

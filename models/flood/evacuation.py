@@ -74,7 +74,6 @@ class Households:
     arrive_at_s: np.ndarray = field(init=False)
     shelter: np.ndarray = field(init=False)
     exposed: np.ndarray = field(init=False)
-    warned: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         n = self.persons.size
@@ -82,7 +81,6 @@ class Households:
         self.arrive_at_s = np.full(n, math.inf)
         self.shelter = np.full(n, -1, dtype=np.int64)
         self.exposed = np.zeros(n, dtype=bool)
-        self.warned = np.zeros(n, dtype=bool)
 
     @classmethod
     def build(cls, persons: np.ndarray, door_cell: np.ndarray, node: np.ndarray, forecast_arrival_s: np.ndarray,
@@ -115,7 +113,6 @@ class Evacuation:
     def update(self, now_s: float, depth_flat: np.ndarray, link_depth_m: np.ndarray,
                vehicles: TravelGraph, closed_links: np.ndarray) -> None:
         hh, rules = self.households, self.rules
-        hh.warned |= hh.warn_at_s <= now_s + 1e-9
         arrived = (hh.state == TRAVELLING) & (hh.arrive_at_s <= now_s + 1e-9)
         hh.state[arrived] = SHELTERED
         ready = (hh.state == HOME) & hh.complies & (hh.leave_at_s <= now_s + 1e-9)
@@ -168,5 +165,10 @@ class Evacuation:
     def people_stranded(self) -> int:
         return self.households.count(STRANDED)
 
-    def people_warned(self) -> int:
-        return int(self.households.persons[self.households.warned].sum())
+    def people_per_shelter(self) -> np.ndarray:
+        """Residents arrived at each shelter (int32, in the shelters' order)."""
+        hh = self.households
+        inside = hh.state == SHELTERED
+        return np.bincount(hh.shelter[inside], weights=hh.persons[inside],
+                           minlength=len(self.shelters.names)).astype(np.int32)
+

@@ -8,18 +8,19 @@ so a scenario and the headless command see the same water.  Surface sinks
 are evaluated once per response step from the depth at its start; the solver
 caps them at the water available in a cell, and the balance books what it
 really took.  Pumps withdraw after every hydraulic sub-step, at most what
-their footprint holds (:meth:`FloodField.withdraw`).
+their footprint holds (:meth:`Simulation.withdraw`).
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.flood.boundaries import DischargeInflow, LevelBoundary
 from models.flood.hydraulics import MassBalance, Simulation
 from models.flood.simulate import FloodOptions, PreparedRun, prepare
 from models.flood.sources import (
@@ -45,8 +46,7 @@ class DrainageDesign:
     runoff_coefficient: float = 0.6
 
 
-def city_flood_options(city: Any, *, coarsen: int, duration_s: float, manning_n: float,
-                       infiltration: str, out: Path) -> FloodOptions:
+def city_flood_options(city: Any, *, coarsen: int, duration_s: float, manning_n: float) -> FloodOptions:
     """``twin flood simulate`` options pointing at the city's layers (DEM, rain, inflows, buildings)."""
     manifest = city.manifest
 
@@ -58,13 +58,12 @@ def city_flood_options(city: Any, *, coarsen: int, duration_s: float, manning_n:
     if dem is None:
         raise InputError(Problem(str(manifest.folder / "city.toml"), "layers",
                                  "the city has no layer with role 'dem'; a flood scenario needs terrain"))
-    rain = path_of("rain")
+    rain, buildings = path_of("rain"), path_of("buildings")
     return FloodOptions(
-        dem=dem, duration_s=duration_s, out=out, rain=rain,
+        dem=dem, duration_s=duration_s, out=Path("unused"), rain=rain,
         rain_zones=path_of("rain_zones") if rain is not None else None,
-        inflows=path_of("inflows"), manning_n=manning_n, infiltration="none",
-        buildings=path_of("buildings") if path_of("buildings") and _is_polygon_file(path_of("buildings")) else None,
-        boundary="open", coarsen=coarsen)
+        inflows=path_of("inflows"), manning_n=manning_n,
+        buildings=buildings if _is_polygon_file(buildings) else None, boundary="open", coarsen=coarsen)
 
 
 def _is_polygon_file(path: Path | None) -> bool:
@@ -127,22 +126,21 @@ class FloodField:
     def build(cls, city: Any, *, coarsen: int, duration_s: float, manning_n: float = DEFAULT_MANNING_N,
               infiltration: str = "none", drainage: DrainageDesign | None = None) -> FloodField:
         """Read the city's flood inputs onto a grid ``coarsen`` times the DEM's cell and set up the solver."""
-        opt = city_flood_options(city, coarsen=coarsen, duration_s=duration_s, manning_n=manning_n,
-                                 infiltration=infiltration, out=Path("unused"))
+        opt = city_flood_options(city, coarsen=coarsen, duration_s=duration_s, manning_n=manning_n)
         prep = prepare(opt)
         classes = land_classes_on(prep, city) if (infiltration != "none" or drainage is not None) else None
         infil = None
         if infiltration != "none" and classes is not None:
             infil = Infiltration(infiltration, np.where(prep.grid.active, classes, -1).astype(np.int16))
         drains = drainage_sink(drainage, classes, prep.grid.active) if drainage is not None else None
-        sinks = SurfaceSinks(infil, drains)
-        own = cls(prep, sinks, sim=None)  # type: ignore[arg-type]
-        own.sim = Simulation(prep.grid, boundary=opt.boundary, inflows=[b for b in prep.boundaries
-                                                                        if b.__class__.__name__ == "DischargeInflow"],
-                             level_boundaries=[b for b in prep.boundaries
-                                               if b.__class__.__name__ == "LevelBoundary"],
-                             source_rate=own._source, initial_depth_m=prep.initial_depth_m)
-        return own
+        sim = Simulation(prep.grid, boundary=opt.boundary,
+                         inflows=[b for b in prep.boundaries if isinstance(b, DischargeInflow)],
+                         level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
+                         initial_depth_m=prep.initial_depth_m)
+        return cls(prep, SurfaceSinks(infil, drains), sim)
+
+    def __post_init__(self) -> None:
+        self.sim.source_rate = self._source
 
     # ---- geometry --------------------------------------------------------------------
 
@@ -162,20 +160,13 @@ class FloodField:
         nearest_r, nearest_c = self._nearest_open
         return (nearest_r[r, c] * self.shape[1] + nearest_c[r, c]).astype(np.int64)
 
-    @property
+    @functools.cached_property
     def _nearest_open(self) -> tuple[np.ndarray, np.ndarray]:
-        if not hasattr(self, "_near"):
-            from scipy.ndimage import distance_transform_edt
+        """Row and column of the nearest open cell, for every cell (computed once)."""
+        from scipy.ndimage import distance_transform_edt
 
-            _, (rr, cc) = distance_transform_edt(~self.prep.grid.active, return_indices=True)
-            self._near = (rr, cc)
-        return self._near
-
-    def cell_xy(self, flat: np.ndarray) -> np.ndarray:
-        """(n, 2) centres of cells given by flat index."""
-        r, c = np.divmod(np.asarray(flat, dtype=np.int64), self.shape[1])
-        x, y = self.prep.domain.transform @ (c + 0.5, r + 0.5)
-        return np.column_stack([x, y])
+        _, (rr, cc) = distance_transform_edt(~self.sim.grid.active, return_indices=True)
+        return rr, cc
 
     # ---- stepping --------------------------------------------------------------------
 
@@ -200,30 +191,12 @@ class FloodField:
         pumped = np.zeros(len(pumps))
         eps = 1e-9 * max(end, 1.0)
         while self.sim.t_s < end - eps:
-            remaining = end - self.sim.t_s
-            dt = remaining / math.ceil(remaining / self.sim.next_dt_s() - 1e-9)
-            self.sim.step(dt)
+            dt = self.sim.step_towards(end)
             for i, (cells, rate) in enumerate(pumps):
-                pumped[i] += self.withdraw(cells, rate * dt)
+                pumped[i] += self.sim.withdraw(cells, rate * dt)
         self.sim.t_s = end
+        self.pumped_m3 += float(pumped.sum())
         return pumped
-
-    def withdraw(self, cells: np.ndarray, volume_m3: float) -> float:
-        """Take up to ``volume_m3`` from ``cells`` (in proportion to their depth); returns what was taken.
-
-        A pump cannot take more than is there: the volume is capped at the water
-        the cells hold.  It leaves the domain, booked as a sink in the balance.
-        """
-        flat = self.sim.h.reshape(-1)
-        depth = flat[cells]
-        held = float(depth.sum()) * self.cell_area_m2
-        if held <= 0.0 or volume_m3 <= 0.0:
-            return 0.0
-        taken = min(volume_m3, held)
-        flat[cells] = depth * (1.0 - taken / held)
-        self.sim._totals["sink_out"] += taken
-        self.pumped_m3 += taken
-        return taken
 
     @property
     def balance(self) -> MassBalance:

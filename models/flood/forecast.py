@@ -54,13 +54,14 @@ def _cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "twin") / "forecasts"
 
 
-def _key(field: FloodField, horizon_s: float, coarsen: int, manning_n: float, infiltration: str,
+def _key(run: FloodField, factor: int, horizon_s: float, manning_n: float, infiltration: str,
          drainage: DrainageDesign | None) -> str:
-    """Hash of everything the forecast depends on: input files, settings and the solver's code."""
+    """Hash of everything the forecast depends on: input files, grid, settings and the solver's code."""
     record: dict[str, Any] = {
         "inputs": {k: (v["sha256"] if isinstance(v, dict) else [h["sha256"] for h in v])
-                   for k, v in field.prep.inputs.items()},
-        "horizon_s": horizon_s, "coarsen": coarsen, "manning_n": manning_n, "infiltration": infiltration,
+                   for k, v in run.prep.inputs.items()},
+        "coarsen": run.prep.domain.factor * factor, "horizon_s": horizon_s, "manning_n": manning_n,
+        "infiltration": infiltration,
         "drainage": None if drainage is None else {**asdict(drainage), "formula": None if drainage.formula is None
                                                    else asdict(drainage.formula)},
         "solver": hashlib.sha256(Path(hydraulics.__file__).read_bytes()).hexdigest(),
@@ -68,23 +69,27 @@ def _key(field: FloodField, horizon_s: float, coarsen: int, manning_n: float, in
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def flood_forecast(city: Any, *, horizon_s: float, coarsen: int, manning_n: float, infiltration: str,
-                   drainage: DrainageDesign | None, step_s: float = 300.0) -> Forecast:
-    """Run (or read from the cache) the hazard without response to ``horizon_s``."""
-    field = FloodField.build(city, coarsen=coarsen, duration_s=horizon_s, manning_n=manning_n,
-                             infiltration=infiltration, drainage=drainage)
-    path = _cache_dir() / f"{_key(field, horizon_s, coarsen, manning_n, infiltration, drainage)}.npz"
-    transform = field.prep.domain.transform
+def flood_forecast(city: Any, run: FloodField, *, factor: int, horizon_s: float, manning_n: float,
+                   infiltration: str, drainage: DrainageDesign | None, step_s: float = 300.0) -> Forecast:
+    """The hazard without response to ``horizon_s`` on cells ``factor`` times those of ``run``.
+
+    Read from the cache when it is there (the key comes from the inputs ``run``
+    has already read); otherwise the coarse grid is read and run once.
+    """
+    path = _cache_dir() / f"{_key(run, factor, horizon_s, manning_n, infiltration, drainage)}.npz"
+    transform = run.prep.domain.transform @ Affine.scale(factor, factor)
     if path.is_file():
         with np.load(path) as data:
             return Forecast(data["arrival_s"], data["max_depth_m"], transform)
+    field = FloodField.build(city, coarsen=run.prep.domain.factor * factor, duration_s=horizon_s,
+                             manning_n=manning_n, infiltration=infiltration, drainage=drainage)
     t = 0.0
     while t < horizon_s - 1e-9:
         dt = min(step_s, horizon_s - t)
         field.advance(dt, [])
         t += dt
     arrival = np.where(np.isnan(field.sim.arrival_time_s), np.inf, field.sim.arrival_time_s).astype(np.float64)
-    forecast = Forecast(arrival, np.asarray(field.sim.max_depth, dtype=np.float32), transform)
+    forecast = Forecast(arrival, np.asarray(field.sim.max_depth, dtype=np.float32), field.prep.domain.transform)
     with atomic_write(path, binary=True) as fh:
         np.savez_compressed(fh, arrival_s=forecast.arrival_s, max_depth_m=forecast.max_depth_m)
     return forecast

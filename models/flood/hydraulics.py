@@ -1023,15 +1023,33 @@ class Simulation:
             first = np.isnan(at[placed.flat]) & (depth > self.arrival_depth_m)
             at[placed.flat[first]] = t1_s
 
-    def _step_towards(self, target_s: float) -> None:
-        """One of the equal stable steps that land on ``target_s``.
+    def step_towards(self, target_s: float) -> float:
+        """One of the equal stable steps that land on ``target_s``; returns its length (s).
 
         Cutting only the last step short before each report, at theta = 1,
         pumps energy into grid-scale waves on ponded water (a still pool grows
         a checkerboard); equal steps of the same number do not.
         """
         remaining = target_s - self.t_s
-        self.step(remaining / max(1, math.ceil(remaining / self.next_dt_s() - 1e-9)))
+        dt = remaining / max(1, math.ceil(remaining / self.next_dt_s() - 1e-9))
+        self.step(dt)
+        return dt
+
+    def withdraw(self, cells: np.ndarray, volume_m3: float) -> float:
+        """Take up to ``volume_m3`` from ``cells`` (flat indices), in proportion to their depth (pumps).
+
+        Never more than the cells hold; what is taken leaves the domain and is
+        booked as a sink in the balance.  Returns the volume taken (m3).
+        """
+        flat = self.h.reshape(-1)
+        depth = flat[cells]
+        held = float(depth.sum()) * self._area
+        if held <= 0.0 or volume_m3 <= 0.0:
+            return 0.0
+        taken = min(volume_m3, held)
+        flat[cells] = depth * (1.0 - taken / held)
+        self._totals["sink_out"] += taken
+        return taken
 
     def run_until(self, t_end_s: float, *, report_every_s: float | None = None,
                   on_report: Callable[[FloodState, MassBalance], None] | None = None) -> MassBalance:
@@ -1048,7 +1066,7 @@ class Simulation:
                 k = math.floor(self.t_s / report_every_s + 1e-9) + 1
                 target = min(target, k * report_every_s)
             while self.t_s < target - eps:
-                self._step_towards(target)
+                self.step_towards(target)
             if abs(self.t_s - target) <= eps:
                 self.t_s = target
             if on_report is not None:

@@ -152,7 +152,6 @@ class FloodResponseModel(TwinModel):
 
         self.pumps = self._pumps(hz, pl)
         self.evacuation = self._evacuation(city, hz, pl, common)
-        self.volume_pumped_m3 = 0.0
         self.max_mass_error = 0.0
         self._observe()
 
@@ -237,19 +236,19 @@ class FloodResponseModel(TwinModel):
         node = self.network.nearest_node(points[:, 0], points[:, 1]) if points.size else np.zeros(0, np.int64)
         arrival = np.full(persons.size, np.inf)
         if persons.size and math.isfinite(rules.lead_time_s) and pl["compliance"] > 0:
-            forecast = flood_forecast(city, horizon_s=self.horizon_s, coarsen=hz["coarsen"] * hz["forecast_coarsen"],
+            forecast = flood_forecast(city, self.field, factor=hz["forecast_coarsen"], horizon_s=self.horizon_s,
                                       **common)
             arrival = forecast.arrival_at(points[:, 0], points[:, 1])
         households = Households.build(persons, door, node, arrival, rules, self.rng)
         return Evacuation(self.network, households, shelters, rules)
 
     def _shelters(self, city: Any, wanted: list[str]) -> Shelters:
-        """Shelter POIs with a known capacity (the plan may open only some, by name)."""
-        pois = city.pois.of_kind("school") if len(city.pois) else None
+        """Shelter POIs (the city's shelter layers) with a known capacity; the plan may open only some, by name."""
+        pois = city.pois.frame[city.pois.frame["shelter"].astype(bool)] if len(city.pois) else None
         names, nodes, caps = [], [], []
         if pois is not None:
             for i, (_, row) in enumerate(pois.iterrows()):
-                name = row["name"] if isinstance(row.get("name"), str) else f"school {i + 1}"
+                name = row["name"] if isinstance(row.get("name"), str) else f"{row['kind']} {i + 1}"
                 cap = row.get("capacity")
                 if cap is None or not np.isfinite(cap) or cap <= 0 or (wanted and name not in wanted):
                     continue
@@ -276,11 +275,10 @@ class FloodResponseModel(TwinModel):
         return self.network.graph(time_s)
 
     def advance(self) -> None:
-        running = [c for c in self.pumps.crews if c.site is not None and c.pumping_now(self.clock_s)]
+        running = self.pumps.running(self.clock_s)
         pumped = self.field.advance(self.step_s, [(c.site.cells, c.rate_m3_per_s) for c in running])
         for crew, volume in zip(running, pumped):
             crew.pumped_m3 += float(volume)
-        self.volume_pumped_m3 += float(pumped.sum())
         now = self.clock_s + self.step_s
         self._observe()
         self.closures.update(now, self._road_depth, self._vehicle_graph(), self.note)
@@ -304,7 +302,7 @@ class FloodResponseModel(TwinModel):
             "roads_impassable_km": self.network.road_km(impassable),
             "roads_closed_km": self.closures.closed_km(),
             "late_closures": self.closures.late_count(),
-            "volume_pumped_m3": self.volume_pumped_m3,
+            "volume_pumped_m3": self.field.pumped_m3,
             "mass_error": abs(self.field.balance.relative_error),
         }
 
@@ -316,10 +314,7 @@ class FloodResponseModel(TwinModel):
         padded[:h.shape[0], :h.shape[1]] = h
         depth = padded.reshape(rows // k, k, cols // k, k).max(axis=(1, 3))
         return {"depth_m": depth.astype(np.float16), "site_closed": self.closures.closed.astype(np.uint8),
-                "people_sheltered": np.bincount(self.evacuation.households.shelter[
-                    self.evacuation.households.state == 2], weights=self.evacuation.households.persons[
-                    self.evacuation.households.state == 2], minlength=len(self.evacuation.shelters.names)
-                ).astype(np.int32)}
+                "people_sheltered": self.evacuation.people_per_shelter()}
 
     def inject(self, event: Inject) -> None:
         if event.kind == "pump_fails":

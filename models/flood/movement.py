@@ -274,9 +274,6 @@ class MovementNetwork:
         """Length (km) of the roads in ``road_mask``."""
         return float(self.road_length_m()[road_mask].sum()) / 1000.0
 
-    def link_midpoints(self) -> np.ndarray:
-        return 0.5 * (self.node_xy[self.link_u] + self.node_xy[self.link_v])
-
 
 def _shifted(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
     """``a`` moved so that element [r, c] holds a[r + dr, c + dc] (-1 outside)."""

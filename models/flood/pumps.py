@@ -7,7 +7,7 @@ site without a pump as soon as the water there passes the trigger depth.  A
 crew drives link by link at the speed the water allows (re-routing when a
 link ahead is closed or too deep, waiting when no route is left), sets up in
 ``setup_s`` and then removes ``rate_m3_per_s`` from the cells around the site
-- never more than they hold (see :meth:`models.flood.field.FloodField.withdraw`).
+- never more than they hold (see :meth:`models.flood.hydraulics.Simulation.withdraw`).
 """
 
 from __future__ import annotations
@@ -141,10 +141,9 @@ class PumpService:
                 note("pump crew sent", crew=crew.label, site=site.label, depth_m=round(depth, 3),
                      eta_s=round(float(times[best]), 1))
 
-    def running(self, now_s: float) -> list[tuple[np.ndarray, float]]:
-        """(cells, rate) of every pump pumping now."""
-        return [(c.site.cells, c.rate_m3_per_s) for c in self.crews
-                if c.site is not None and c.pumping_now(now_s)]
+    def running(self, now_s: float) -> list[PumpCrew]:
+        """The crews pumping now."""
+        return [c for c in self.crews if c.site is not None and c.pumping_now(now_s)]
 
     def move(self, now_s: float, step_s: float, graph: TravelGraph) -> None:
         for crew in self.crews:
