@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 from pathlib import Path
 
@@ -112,7 +112,12 @@ def _median_run(runs: list[Run]) -> Run:
 
 
 def repeat(fn: Callable[[RainCase], Run], case: RainCase, times: int) -> Run:
-    """Median of ``times`` runs of one backend on one case."""
+    """Median of ``times`` runs of one backend on one case, after a short untimed run.
+
+    The untimed run (the first 20 s of the case) compiles our kernels when
+    their cache is cold, and lets each backend load its libraries.
+    """
+    fn(replace(case, duration_s=min(case.duration_s, 20.0)))
     return _median_run([fn(case) for _ in range(times)])
 
 

@@ -35,10 +35,13 @@ and above let sloshing water blow up in tests.
 Walls (NaN bed, obstacles) carry a huge bed level inside the kernels, so that
 ``h_flow`` is zero on every face touching them: no flow, no storage.  Depth is
 float64: with float32 depth a closed domain drifted by 1e-5 of its volume in
-an hour.  Discharge is stored as float32 by default (``dtype``); friction is
-evaluated in float32 (cube root by Newton steps, relative error ~1e-6).  Each
-limited face flux is rounded to the storage type once and that value is used
-by both cells of the face, so rounding does not leak mass.
+an hour.  Discharge is stored as float32 by default (``dtype``).  The face
+update runs in float32 (twice the vector width of float64): each row's water
+levels are rounded to float32 once per cell, so cells at one level stay at
+exactly one level and a lake at rest stays at rest; friction's cube root is
+taken by Newton steps (relative error ~2e-7).  Each limited face flux is
+rounded to the storage type once and that value is used by both cells of the
+face, so rounding does not leak mass.
 
 The compiled passes share blocks of rows out between threads; inside a block
 rows run in order.  Faces on the seam between two blocks are copied before the
@@ -338,17 +341,15 @@ def _friction32(h_flow, gdt_n2):
 
 
 @njit(inline="always", **_JIT)
-def _face_num(q, q_prev, q_next, eta_a, eta_b, z_a, z_b, w_self, w_side, g_dt, inv_d):
-    """Flow depth and friction-free numerator (float64) of the face update a -> b."""
+def _face_q(q, q_prev, q_next, eta_a, eta_b, z_a, z_b, w_self, w_side, g_dt, inv_d, gdt_n2, h_min):
+    """New unit discharge (m2/s, float32) on the face a -> b; zero where the flow depth is not above ``h_min``.
+
+    All in float32: levels, flow depth, slope, the q-centred blend and the
+    semi-implicit friction.
+    """
     h_flow = max(eta_a, eta_b) - max(z_a, z_b)
-    blend = w_self * q + w_side * (q_prev + q_next)
-    return h_flow, blend - g_dt * h_flow * (eta_b - eta_a) * inv_d
-
-
-@njit(inline="always", **_JIT)
-def _face_q(q_old, h_flow, num, gdt_n2, h_min):
-    """Unit discharge (m2/s) after friction; zero on faces not deeper than ``h_min``."""
-    den = _F32_ONE + _friction32(max(h_flow, h_min), gdt_n2) * abs(np.float32(q_old))
+    num = w_self * q + w_side * (q_prev + q_next) - g_dt * h_flow * (eta_b - eta_a) * inv_d
+    den = _F32_ONE + _friction32(max(h_flow, h_min), gdt_n2) * abs(q)
     return num / den if h_flow > h_min else np.float32(0.0)
 
 
@@ -424,63 +425,70 @@ def _fluxes(z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
                     starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta)
 
 
-@njit(**_JIT)
-def _x_faces(zr, hr, qxr, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt,
-             inv_dx, depth, num):
-    """New discharges (in place) on the inner faces between the columns of one row.
+@njit(inline="always", **_JIT)
+def _levels32(zr, hr, e32, z32):
+    """Bed and water level of one row rounded once to float32 (the face loops read these).
 
-    Two loops: float64 water levels and slope, then float32 friction and
-    division, so that both vectorise at their full width.
+    Rounding the level once per cell keeps a lake at rest exactly at rest: cells
+    whose float64 levels are equal get the same float32 level.
     """
-    cols = hr.size
-    if centred:
-        for c in range(1, cols):
-            hf, nm = _face_num(np.float64(qxr[c]), np.float64(qxr[c - 1]), np.float64(qxr[c + 1]),
-                               zr[c - 1] + hr[c - 1], zr[c] + hr[c], zr[c - 1], zr[c],
-                               w_self, w_side, g_dt, inv_dx)
-            depth[c] = hf
-            num[c] = nm
-    else:
-        for c in range(1, cols):
-            hf, nm = _face_num(np.float64(qxr[c]), 0.0, 0.0, zr[c - 1] + hr[c - 1], zr[c] + hr[c],
-                               zr[c - 1], zr[c], 1.0, 0.0, g_dt, inv_dx)
-            depth[c] = hf
-            num[c] = nm
-    if per_face_n:
-        for c in range(1, cols):
-            qxr[c] = _face_q(qxr[c], depth[c], num[c], dt32 * nr[c], h_min32)
-    else:
-        for c in range(1, cols):
-            qxr[c] = _face_q(qxr[c], depth[c], num[c], gdt_n2, h_min32)
+    for c in range(hr.size):
+        z32[c] = np.float32(zr[c])
+        e32[c] = np.float32(zr[c] + hr[c])
 
 
 @njit(**_JIT)
-def _y_faces(zr, hr, zk, hk, qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred, prev_old, nxt,
-             w_self, w_side, g_dt, inv_dy, depth, num):
-    """New discharges (in place) on the faces between row r (``zr``, ``hr``) and the row below.
+def _x_faces(e32, z32, qxr, old, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt,
+             inv_dx):
+    """New discharges (in place) on the inner faces between the columns of one row (float32).
+
+    ``old`` receives a copy of the row's discharges first: the blend reads the
+    old values of both neighbouring faces.
+    """
+    cols = e32.size
+    zero = np.float32(0.0)
+    if centred:
+        for c in range(cols + 1):
+            old[c] = qxr[c]
+        if per_face_n:
+            for c in range(1, cols):
+                qxr[c] = _face_q(np.float32(old[c]), np.float32(old[c - 1]), np.float32(old[c + 1]), e32[c - 1],
+                                 e32[c], z32[c - 1], z32[c], w_self, w_side, g_dt, inv_dx, dt32 * nr[c], h_min32)
+        else:
+            for c in range(1, cols):
+                qxr[c] = _face_q(np.float32(old[c]), np.float32(old[c - 1]), np.float32(old[c + 1]), e32[c - 1],
+                                 e32[c], z32[c - 1], z32[c], w_self, w_side, g_dt, inv_dx, gdt_n2, h_min32)
+    else:
+        for c in range(1, cols):
+            n2 = dt32 * nr[c] if per_face_n else gdt_n2
+            qxr[c] = _face_q(np.float32(qxr[c]), zero, zero, e32[c - 1], e32[c], z32[c - 1], z32[c],
+                             w_self, w_side, g_dt, inv_dx, n2, h_min32)
+
+
+@njit(**_JIT)
+def _y_faces(e_r, z_r, e_k, z_k, qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred, prev_old, nxt,
+             w_self, w_side, g_dt, inv_dy):
+    """New discharges (in place) on the faces between row r (``e_r``, ``z_r``) and the row below (float32).
 
     ``prev_old`` and ``nxt`` are the old discharges on the face rows above and
     below (read only when ``centred``).
     """
-    cols = hr.size
+    cols = e_r.size
+    zero = np.float32(0.0)
     if centred:
-        for c in range(cols):
-            hf, nm = _face_num(np.float64(qk[c]), np.float64(prev_old[c]), np.float64(nxt[c]),
-                               zr[c] + hr[c], zk[c] + hk[c], zr[c], zk[c], w_self, w_side, g_dt, inv_dy)
-            depth[c] = hf
-            num[c] = nm
+        if per_face_n:
+            for c in range(cols):
+                qk[c] = _face_q(np.float32(qk[c]), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], e_k[c],
+                                z_r[c], z_k[c], w_self, w_side, g_dt, inv_dy, dt32 * nk[c], h_min32)
+        else:
+            for c in range(cols):
+                qk[c] = _face_q(np.float32(qk[c]), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], e_k[c],
+                                z_r[c], z_k[c], w_self, w_side, g_dt, inv_dy, gdt_n2, h_min32)
     else:
         for c in range(cols):
-            hf, nm = _face_num(np.float64(qk[c]), 0.0, 0.0, zr[c] + hr[c], zk[c] + hk[c],
-                               zr[c], zk[c], 1.0, 0.0, g_dt, inv_dy)
-            depth[c] = hf
-            num[c] = nm
-    if per_face_n:
-        for c in range(cols):
-            qk[c] = _face_q(qk[c], depth[c], num[c], dt32 * nk[c], h_min32)
-    else:
-        for c in range(cols):
-            qk[c] = _face_q(qk[c], depth[c], num[c], gdt_n2, h_min32)
+            n2 = dt32 * nk[c] if per_face_n else gdt_n2
+            qk[c] = _face_q(np.float32(qk[c]), zero, zero, e_r[c], e_k[c], z_r[c], z_k[c],
+                            w_self, w_side, g_dt, inv_dy, n2, h_min32)
 
 
 @njit(**_JIT)
@@ -493,58 +501,77 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     """
     rows, cols = h.shape
     g_dt = G_MPS2 * dt
+    g_dt32, inv_dx32, inv_dy32 = np.float32(g_dt), np.float32(1.0 / dx), np.float32(1.0 / dy)
     inv_dx, inv_dy = 1.0 / dx, 1.0 / dy
     dt_dx, dt_dy = dt / dx, dt / dy
-    w_self, w_side = theta, 0.5 * (1.0 - theta)
+    w_self, w_side = np.float32(theta), np.float32(0.5 * (1.0 - theta))
     centred = theta < 1.0
     dt32, h_min32 = np.float32(dt), np.float32(h_min)
     gdt_n2 = np.float32(dt * gn2)
     r0, r1 = starts[b], starts[b + 1]
-    depth = np.empty(cols + 1, dtype=np.float32)
-    num = np.empty(cols + 1, dtype=np.float32)
+    e_r = np.empty(cols, dtype=np.float32)
+    z_r = np.empty(cols, dtype=np.float32)
+    e_k = np.empty(cols, dtype=np.float32)
+    z_k = np.empty(cols, dtype=np.float32)
+    x_old = np.empty(cols + 1, dtype=qx.dtype)
+    _levels32(z[r0], h[r0], e_r, z_r)
     prev_old = np.empty(cols, dtype=qy.dtype)
     cur_old = np.empty(cols, dtype=qy.dtype)
     if b == 0:
         for c in range(cols):
             prev_old[c] = qy[0, c]
-        for c in range(cols):
-            qy[0, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                               0, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
+        if not open_edges[0]:
+            for c in range(cols):
+                qy[0, c] = 0.0
+        else:
+            for c in range(cols):
+                qy[0, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                                   0, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
     else:
         for c in range(cols):
             prev_old[c] = seam_old[b, 0, c]
     for r in range(r0, r1):
-        zr, hr, qxr = z[r], h[r], qx[r]
+        hr, qxr = h[r], qx[r]
         if row_max[r] > h_min:
             nr = gn2_x[r] if per_face_n else gn2_x[0]
-            _x_faces(zr, hr, qxr, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt,
-                     inv_dx, depth, num)
+            _x_faces(e_r, z_r, qxr, x_old, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt32,
+                     inv_dx32)
         else:
             for c in range(1, cols):
                 qxr[c] = 0.0
-        qxr[0] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                         2, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
-        qxr[cols] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                            3, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+        west = east = 0.0  # closed edges carry nothing; open ones read their old discharge
+        if open_edges[2]:
+            west = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                           2, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+        if open_edges[3]:
+            east = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
+                           3, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+        qxr[0], qxr[cols] = west, east
         k = r + 1
         if k < rows:
             qk = qy[k]
             if centred:
                 for c in range(cols):
                     cur_old[c] = qk[c]
+            _levels32(z[k], h[k], e_k, z_k)
             if max(row_max[r], row_max[k]) > h_min:
                 nk = gn2_y[k] if per_face_n else gn2_y[0]
                 nxt = seam_old[b + 1, 1] if k == r1 else qy[k + 1]
-                _y_faces(zr, hr, z[k], h[k], qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred,
-                         prev_old, nxt, w_self, w_side, g_dt, inv_dy, depth, num)
+                _y_faces(e_r, z_r, e_k, z_k, qk, nk, per_face_n, gdt_n2, dt32, h_min32, centred,
+                         prev_old, nxt, w_self, w_side, g_dt32, inv_dy32)
             else:
                 for c in range(cols):
                     qk[c] = 0.0
             prev_old, cur_old = cur_old, prev_old
+            e_r, e_k, z_r, z_k = e_k, e_r, z_k, z_r
         else:
-            for c in range(cols):
-                qy[rows, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
-                                      edge_slope, 1, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
+            if not open_edges[1]:
+                for c in range(cols):
+                    qy[rows, c] = 0.0
+            else:
+                for c in range(cols):
+                    qy[rows, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
+                                          edge_slope, 1, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
         if r > r0 or b == 0:
             limited[r] = _drain_factor(hr, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
 
