@@ -1,1 +1,5 @@
 """Urban flood model: a local inertial shallow-water solver with its boundaries and sources."""
+
+from models.flood.cpu import use_wide_vectors
+
+use_wide_vectors()
