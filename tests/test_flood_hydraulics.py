@@ -260,6 +260,10 @@ def test_hydrograph_times_must_increase():
     assert hydro.integral(0.0, 20.0) == pytest.approx(100.0)
     assert hydro.integral(5.0, 15.0) == pytest.approx(75.0)
     assert hydro.integral(20.0, 30.0) == 0.0
+    assert hydro.integral(2.0, 4.0) == pytest.approx(6.0)  # between two knots
+    assert hydro.integral(10.0, 20.0) == pytest.approx(50.0)  # ends on knots
+    edges = np.append(np.arange(-3.0, 25.0, 0.7), 25.0)  # steps that straddle the knots
+    assert sum(hydro.integral(a, b) for a, b in zip(edges[:-1], edges[1:])) == pytest.approx(100.0, rel=1e-12)
 
 
 def test_boundary_cells_must_be_open():

@@ -123,9 +123,13 @@ class Hydrograph:
         """Exact integral of the hydrograph from ``t0_s`` to ``t1_s`` (value x s)."""
         if t1_s <= t0_s:
             return 0.0
-        inner = self.times_s[(self.times_s > t0_s) & (self.times_s < t1_s)]
-        knots = np.concatenate(([t0_s], inner, [t1_s]))
-        vals = np.interp(knots, self.times_s, self.values)
+        t = self.times_s
+        first, end = np.searchsorted(t, t0_s, side="right"), np.searchsorted(t, t1_s, side="left")
+        if first >= end:  # no knot inside: the series is linear over the interval (a flood step's case)
+            a, b = np.interp((t0_s, t1_s), t, self.values)
+            return float(0.5 * (a + b) * (t1_s - t0_s))
+        knots = np.concatenate(([t0_s], t[first:end], [t1_s]))
+        vals = np.interp(knots, t, self.values)
         return float(np.sum(0.5 * (vals[1:] + vals[:-1]) * np.diff(knots)))
 
 

@@ -889,6 +889,9 @@ class Simulation:
         self._n_active = int(grid.active.sum())
         self._inflows = place(inflows, grid.z_m, grid.active)
         self._levels = place(level_boundaries, grid.z_m, grid.active)
+        self._boundary_flat = np.unique(np.concatenate(
+            [p.flat for p in (*self._inflows, *self._levels)] or [np.zeros(0, np.int64)]))
+        self._boundary_rows = self._boundary_flat // cols
 
         h = np.zeros((rows, cols))
         if initial_depth_m is not None:
@@ -1040,15 +1043,14 @@ class Simulation:
         added, removed = hold_levels(flat, self._levels, t1_s, self._area)
         t["level_in"] += added
         t["level_out"] += removed
-        cols = self.h.shape[1]
+        cells, rows = self._boundary_flat, self._boundary_rows
         md, at = self._max_depth.ravel(), self._arrival.ravel()
-        for placed in (*self._inflows, *self._levels):
-            depth = flat[placed.flat]
-            np.maximum.at(self._tally[:, 5], placed.flat // cols, depth)
-            self._h_max = max(self._h_max, float(depth.max()))
-            md[placed.flat] = np.maximum(md[placed.flat], depth)
-            first = np.isnan(at[placed.flat]) & (depth > self.arrival_depth_m)
-            at[placed.flat[first]] = t1_s
+        depth = flat[cells]
+        np.maximum.at(self._tally[:, 5], rows, depth)
+        self._h_max = max(self._h_max, float(depth.max()))
+        md[cells] = np.maximum(md[cells], depth)
+        first = np.isnan(at[cells]) & (depth > self.arrival_depth_m)
+        at[cells[first]] = t1_s
 
     def step_towards(self, target_s: float) -> float:
         """One of the equal stable steps that land on ``target_s``; returns its length (s).
