@@ -43,12 +43,15 @@ taken by Newton steps (relative error ~2e-7).  Each limited face flux is
 rounded to the storage type once and that value is used by both cells of the
 face, so rounding does not leak mass.
 
-The compiled passes share blocks of rows out between threads; inside a block
-rows run in order.  Faces on the seam between two blocks are copied before the
-in-place updates, so that no block reads a value another block is rewriting.
-Rows whose depth is nowhere above ``h_min_m`` skip the face computation.
-Grids under ``_SERIAL_CELLS`` run as one block on the calling thread; the
-blocks give the same results to the bit whatever their number.
+The grid is cut into blocks of rows small enough for a core's cache; inside
+a block rows run in order.  Each thread takes a band of consecutive blocks and
+runs pass 2 of a block right after pass 1 of the next one, while its rows are
+still in cache; the blocks at the bands' seams finish after all bands.  Faces
+on the seam between two blocks are copied before the in-place updates, so
+that no block reads a value another block is rewriting.  Rows whose depth is
+nowhere above ``h_min_m`` skip the face computation.  Grids under
+``_SERIAL_CELLS`` run on the calling thread; the blocks give the same results
+to the bit whatever their number and the number of threads.
 """
 
 from __future__ import annotations
@@ -56,7 +59,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 import numba
 import numpy as np
@@ -79,7 +81,9 @@ WALL_Z_M = 1.0e30
 _WALL_TEST_M = 1.0e29
 _TINY = 1e-300
 _SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
-_SERIAL_CELLS = 1 << 14  # grids smaller than this (128 x 128) step on one thread (see _passes)
+_SERIAL_CELLS = 1 << 14  # grids smaller than this (128 x 128) step on one thread (see _blocks)
+_BLOCK_BYTES = 256 * 1024  # a block's share of a core's cache (see _blocks)
+_BYTES_PER_CELL = 41  # bytes a step reads or writes per cell: bed, depth, discharges, factors, trackers
 _N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
 
 SourceRate = Callable[[float], "float | np.ndarray"]
@@ -416,15 +420,6 @@ def _drain_factor(hr, qxr, q_top, q_bot, fr, dt_dx, dt_dy):
     return limited
 
 
-@njit(parallel=True, **_JIT)
-def _fluxes(z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-            starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta):
-    """Pass 1: new face discharges (in place) and drain factors of all but block-first rows."""
-    for b in prange(starts.size - 1):
-        _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                    starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta)
-
-
 @njit(inline="always", **_JIT)
 def _levels32(zr, hr, e32, z32):
     """Bed and water level of one row rounded once to float32 (the face loops read these).
@@ -602,18 +597,21 @@ def _totals(tally):
 
 
 @njit(**_JIT)
-def _seams(h, qx, qy, f, limited, starts, seam, dt, dx, dy):
-    """Between the passes: drain factors of block-first rows, raw copies of seam faces."""
+def _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy):
+    """Between pass 1 of blocks b-1 and b and pass 2 of either: block b's seam.
+
+    The drain factors of its first row (whose upper faces block b-1 computes)
+    and raw copies of those faces; the last block also copies the bottom edge.
+    """
     rows, cols = h.shape
-    nb = starts.size - 1
-    for b in range(nb):
-        r0 = starts[b]
-        for c in range(cols):
-            seam[b, c] = qy[r0, c]
-        if b > 0:
-            limited[r0] = _drain_factor(h[r0], qx[r0], qy[r0], qy[r0 + 1], f[r0], dt / dx, dt / dy)
+    r0 = starts[b]
     for c in range(cols):
-        seam[nb, c] = qy[rows, c]
+        seam[b, c] = qy[r0, c]
+    if b > 0:
+        limited[r0] = _drain_factor(h[r0], qx[r0], qy[r0], qy[r0 + 1], f[r0], dt / dx, dt / dy)
+    if b == starts.size - 2:
+        for c in range(cols):
+            seam[b + 1, c] = qy[rows, c]
 
 
 @njit(inline="always", **_JIT)
@@ -656,16 +654,6 @@ def _count_negative(a):
     for i in range(a.size):
         n += a[i] < 0.0
     return n
-
-
-@njit(parallel=True, **_JIT)
-def _continuity(h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, has_sinks, dt,
-                dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally):
-    """Pass 2: limit fluxes by their donors' factors, update depth, apply sources, track extrema."""
-    for b in prange(starts.size - 1):
-        _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
-                          has_sinks,
-                          dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival, tally)
 
 
 @njit(**_JIT)
@@ -786,6 +774,74 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
         _track(hr, start, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
 
 
+@njit(**_JIT)
+def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+          seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta, t_end,
+          arrival_depth, max_depth, max_speed, arrival, tally):
+    """Both passes over the blocks of band ``j``, one block apart, so that pass 2 finds its rows in cache.
+
+    Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
+    first row).  A band's first block (after the first band) and last block
+    (before the last band) need the next band's work: ``_band_seams`` does them.
+    """
+    nb = starts.size - 1
+    first, last = bands[j], bands[j + 1] - 1
+    row_max = tally[:, 5]
+    _flux_block(first, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+                f, limited, row_max, dt, dx, dy, h_min, theta)
+    if first == 0:
+        _seam_block(0, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
+    for b in range(first + 1, last + 1):
+        _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+                    f, limited, row_max, dt, dx, dy, h_min, theta)
+        _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
+        if b - 1 > first or first == 0:
+            _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, seam, src, src_uniform,
+                              per_cell_src, has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
+                              max_speed, arrival, tally)
+    if last == nb - 1 and (last > first or first == 0):
+        _continuity_block(last, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+                          has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                          tally)
+
+
+@njit(parallel=True, **_JIT)
+def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+                seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+                t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+    """One step on threads: each band of blocks on its own, then the blocks at the bands' seams.
+
+    Bands hold at least two blocks each, so no block is both a band's first
+    and the one before the next band.
+    """
+    if theta < 1.0:
+        _save_old_seams(qy, starts, seam_old)
+    nbands = bands.size - 1
+    for j in prange(nbands):
+        _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+              seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+              t_end, arrival_depth, max_depth, max_speed, arrival, tally)
+    for j in prange(1, nbands):
+        _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
+    for i in prange(2 * (nbands - 1)):
+        b = bands[1 + i // 2] - 1 + i % 2
+        _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+                          has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                          tally)
+
+
+@njit(**_JIT)
+def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+                 seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+                 t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+    """One step on the calling thread: all blocks as one band."""
+    if theta < 1.0:
+        _save_old_seams(qy, starts, seam_old)
+    _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+          seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+          t_end, arrival_depth, max_depth, max_speed, arrival, tally)
+
+
 @njit(inline="always", **_JIT)
 def _depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
     """(new depth, depth before sinks) in m of one cell: fluxes in and out, gains, then sinks.
@@ -835,22 +891,23 @@ def _track(hr, start, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
 # --------------------------------------------------------------------------------------
 
 
-def _blocks(rows: int) -> np.ndarray:
-    """Row starts of the blocks the passes share out between threads (at least 8 rows each)."""
-    nb = max(1, min(4 * numba.get_num_threads(), rows // 8))
-    return np.linspace(0, rows, nb + 1).round().astype(np.int64)
+def _blocks(rows: int, cols: int) -> tuple[Callable[..., None], np.ndarray, np.ndarray]:
+    """(step kernel, row starts of the blocks, first block of each band) for a grid of ``rows`` x ``cols``.
 
-
-def _passes(rows: int, cols: int) -> tuple[Callable[..., object], Callable[..., object], np.ndarray]:
-    """(pass 1, pass 2, row starts of the blocks) for a grid of ``rows`` x ``cols``.
-
-    Below ``_SERIAL_CELLS`` the passes run as one block on the calling thread:
-    waking the thread pool twice a step costs more than such a grid's
-    arithmetic, and much more when the cores are busy with other work.
+    A block is as many rows as fit ``_BLOCK_BYTES`` of the arrays a step
+    touches (at least 8), so that pass 2 of a block finds what pass 1 left in
+    the core's cache.  Each thread takes a band of at least two blocks.  Below
+    ``_SERIAL_CELLS`` cells, or with one thread, the step runs on the calling
+    thread: waking the thread pool costs more than such a grid's arithmetic.
     """
-    if rows * cols < _SERIAL_CELLS or numba.get_num_threads() == 1:
-        return partial(_flux_block, 0), partial(_continuity_block, 0), np.array([0, rows], dtype=np.int64)
-    return _fluxes, _continuity, _blocks(rows)
+    per_block = max(8, _BLOCK_BYTES // (_BYTES_PER_CELL * max(cols, 1)))
+    nb = max(1, round(rows / per_block))
+    starts = np.linspace(0, rows, nb + 1).round().astype(np.int64)
+    threads = numba.get_num_threads()
+    nbands = min(threads, nb // 2)
+    if rows * cols < _SERIAL_CELLS or nbands < 2:
+        return _step_serial, starts, np.array([0, nb], dtype=np.int64)
+    return _step_bands, starts, np.linspace(0, nb, nbands + 1).round().astype(np.int64)
 
 
 class Simulation:
@@ -918,7 +975,7 @@ class Simulation:
             self._gn2_x, self._gn2_y = (a.astype(np.float32) for a in friction)
         self._open = self.edges.open_flags()
         self._edge_slope = -1.0 if self.edges.slope is None else float(self.edges.slope)
-        self._pass1, self._pass2, self._starts = _passes(rows, cols)
+        self._kernel, self._starts, self._bands = _blocks(rows, cols)
         nb = self._starts.size - 1
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
         self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
@@ -1000,15 +1057,11 @@ class Simulation:
         dx, dy = self.grid.dx_m, self.grid.dy_m
         t0, t1 = self.t_s, self.t_s + dt_s
         src, src_uniform, per_cell = self._source(t0 + 0.5 * dt_s)
-        if self.theta < 1.0:
-            _save_old_seams(self.qy, self._starts, self._seam_old)
-        self._pass1(self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
-                self._open, self._edge_slope, self._starts, self._seam_old, self._f, self._limited,
-                self._tally[:, 5], dt_s, dx, dy, self.h_min_m, self.theta)
-        _seams(self.h, self.qx, self.qy, self._f, self._limited, self._starts, self._seam, dt_s, dx, dy)
-        self._pass2(self.h, self.qx, self.qy, self._f, self._limited, self._active, self._starts, self._seam,
-                    src, src_uniform, per_cell, per_cell or src_uniform < 0.0, dt_s, dx, dy, self.h_min_m,
-                    t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival, self._tally)
+        self._kernel(self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2,
+                     self._per_face_n, self._open, self._edge_slope, self._starts, self._seam_old, self._seam,
+                     self._f, self._limited, self._active, src, src_uniform, per_cell, per_cell or src_uniform < 0.0,
+                     dt_s, dx, dy, self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth,
+                     self._max_speed2, self._arrival, self._tally)
         sums, self._h_max, finite = _totals(self._tally)
         if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
