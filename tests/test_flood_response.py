@@ -189,6 +189,8 @@ def test_a_pump_removes_what_its_rate_says() -> None:
     pumped = sum(field.advance(60.0, [pump])[0] for _ in range(10))
     assert pumped == pytest.approx(0.2 * 600.0, rel=1e-12)
     assert field.sim.storage_m3() == pytest.approx(start - pumped, rel=1e-12)
+    assert field.balance.pumped_m3 == pytest.approx(pumped, rel=1e-12)  # its own term, not a surface sink
+    assert field.balance.sink_out_m3 == 0.0
     assert abs(field.balance.relative_error) < 1e-12
 
 

@@ -211,6 +211,8 @@ class MassBalance:
     sink_capped_m3: float
     edge_outflow_m3: float
     level_out_m3: float
+    pumped_m3: float = 0.0
+    """Water taken out by pumps (:meth:`Simulation.withdraw`)."""
 
     @property
     def total_in_m3(self) -> float:
@@ -218,7 +220,7 @@ class MassBalance:
 
     @property
     def total_out_m3(self) -> float:
-        return self.sink_out_m3 + self.edge_outflow_m3 + self.level_out_m3
+        return self.sink_out_m3 + self.edge_outflow_m3 + self.level_out_m3 + self.pumped_m3
 
     @property
     def storage_change_m3(self) -> float:
@@ -993,7 +995,7 @@ class Simulation:
         self._initial_storage = self.storage_m3()
         self._totals = dict.fromkeys(
             ("source_in", "inflow", "level_in", "clamp_added", "sink_out", "sink_capped",
-             "edge_outflow", "level_out"), 0.0)
+             "edge_outflow", "level_out", "pumped"), 0.0)
 
     # ---- results ---------------------------------------------------------------------
 
@@ -1007,7 +1009,7 @@ class Simulation:
         t = self._totals
         return MassBalance(self.t_s, self._initial_storage, self.storage_m3(), t["source_in"], t["inflow"],
                            t["level_in"], t["clamp_added"], t["sink_out"], t["sink_capped"],
-                           t["edge_outflow"], t["level_out"])
+                           t["edge_outflow"], t["level_out"], t["pumped"])
 
     @property
     def state(self) -> FloodState:
@@ -1121,7 +1123,7 @@ class Simulation:
         """Take up to ``volume_m3`` from ``cells`` (flat indices), in proportion to their depth (pumps).
 
         Never more than the cells hold; what is taken leaves the domain and is
-        booked as a sink in the balance.  Returns the volume taken (m3).
+        booked as pumped in the balance.  Returns the volume taken (m3).
         """
         flat = self.h.reshape(-1)
         depth = flat[cells]
@@ -1130,7 +1132,7 @@ class Simulation:
             return 0.0
         taken = min(volume_m3, held)
         flat[cells] = depth * (1.0 - taken / held)
-        self._totals["sink_out"] += taken
+        self._totals["pumped"] += taken
         return taken
 
     def run_until(self, t_end_s: float, *, report_every_s: float | None = None,

@@ -820,9 +820,10 @@ def gross_volumes(b: MassBalance, rain_m3: float, infiltration: bool) -> dict[st
     infiltration_m3 = rain_m3 - b.source_in_m3 + b.sink_out_m3 if infiltration else b.sink_out_m3
     rain_in = rain_m3 if infiltration else b.source_in_m3
     volume_in = rain_in + b.inflow_m3 + b.level_in_m3 + b.clamp_added_m3
-    volume_out = infiltration_m3 + b.edge_outflow_m3 + b.level_out_m3
+    volume_out = infiltration_m3 + b.edge_outflow_m3 + b.level_out_m3 + b.pumped_m3
     return {"rain_m3": rain_in, "infiltration_m3": infiltration_m3, "inflow_m3": b.inflow_m3,
             "level_in_m3": b.level_in_m3, "level_out_m3": b.level_out_m3, "edge_outflow_m3": b.edge_outflow_m3,
+            "pumped_m3": b.pumped_m3,
             "clamp_added_m3": b.clamp_added_m3, "in_m3": volume_in, "out_m3": volume_out}
 
 
