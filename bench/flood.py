@@ -13,8 +13,8 @@
    landlab on the same crop.  ANUGA's step is set by its own CFL condition,
    so its wall time is compared both for the whole run and per update.
 
-Ratios come from timings taken in this run, one backend after another on the
-same machine; the machine may be busy, so each timing is the median of
+Ratios come from timings taken in this run on the same machine, the backends
+taking turns; the machine may be busy, so each timing is the median of
 ``--repeat`` runs.  Maximum depth maps are compared on the DEM cells: the
 share of cells whose wet/dry state (max depth above ``--wet-m``) agrees, the
 same share among cells wet in either run, and the mean absolute difference.
@@ -111,14 +111,21 @@ def _median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
 
 
-def repeat(fn: Callable[[RainCase], Run], case: RainCase, times: int) -> Run:
-    """Median of ``times`` runs of one backend on one case, after a short untimed run.
+def interleaved(fns: list[Callable[[RainCase], Run]], case: RainCase, times: int) -> list[Run]:
+    """Median of ``times`` runs of each backend on one case, the backends taking turns.
 
-    The untimed run (the first 20 s of the case) compiles our kernels when
-    their cache is cold, and lets each backend load its libraries.
+    Taking turns (A, B, A, B, ...) exposes every backend alike to a machine
+    whose speed drifts while the benchmark runs.  A short untimed run of each
+    first (the first 20 s of the case) compiles our kernels when their cache
+    is cold, and lets each backend load its libraries.
     """
-    fn(replace(case, duration_s=min(case.duration_s, 20.0)))
-    return _median_run([fn(case) for _ in range(times)])
+    for fn in fns:
+        fn(replace(case, duration_s=min(case.duration_s, 20.0)))
+    runs: list[list[Run]] = [[] for _ in fns]
+    for _ in range(times):
+        for fn, done in zip(fns, runs):
+            done.append(fn(case))
+    return [_median_run(done) for done in runs]
 
 
 # ---- the three backends -------------------------------------------------------------
@@ -302,14 +309,14 @@ def print_runs(case: RainCase, runs: list[Run], wet_m: float) -> None:
 
 def compare(case: RainCase, names: list[str], times: int, wet_m: float) -> None:
     """Run each backend on one case and print the table (a backend that cannot import is named with why)."""
-    runs = []
+    usable = []
     for name in names:
         reason = unavailable(name)
         if reason is not None:
             print(f"{name}: not run, it cannot be imported here ({reason})")
             continue
-        runs.append(repeat(BACKENDS[name], case, times))
-    print_runs(case, runs, wet_m)
+        usable.append(BACKENDS[name])
+    print_runs(case, interleaved(usable, case, times), wet_m)
 
 
 def main() -> None:
