@@ -330,3 +330,21 @@ def test_reports_do_not_disturb_the_solution(theta, every_s):
         grid_scale = h[1:-1, 1:-1] - 0.25 * (h[:-2, 1:-1] + h[2:, 1:-1] + h[1:-1, :-2] + h[1:-1, 2:])
         assert np.abs(grid_scale).max() < 0.01
         assert sim.balance.relative_error < 1e-12
+
+
+def test_friction_cube_root_is_accurate_over_the_float32_range():
+    from numba import njit
+
+    from models.flood.hydraulics import _inv_cbrt32
+
+    @njit
+    def inv_cbrt(values):
+        out = np.empty_like(values)
+        for i in range(values.size):
+            out[i] = _inv_cbrt32(values[i])
+        return out
+
+    x = np.geomspace(1e-6, 1e6, 1_000_003).astype(np.float32)  # 12 decades, every exponent and mantissa range
+    exact = x.astype(np.float64) ** (-1.0 / 3.0)
+    assert np.abs(inv_cbrt(x) / exact - 1.0).max() < 2.5e-6
+
