@@ -83,6 +83,7 @@ _TINY = 1e-300
 _SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
 _SERIAL_CELLS = 1 << 14  # grids smaller than this (128 x 128) step on one thread (see _blocks)
 _BLOCK_BYTES = 256 * 1024  # a block's share of a core's cache (see _blocks)
+_SEAM_ROWS = 2  # rows of the blocks on either side of a seam between two threads' bands (see _blocks)
 _BYTES_PER_CELL = 41  # bytes a step reads or writes per cell: bed, depth, discharges, factors, trackers
 _N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
 
@@ -814,8 +815,9 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
                 t_end, arrival_depth, max_depth, max_speed, arrival, tally):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams.
 
-    Bands hold at least two blocks each, so no block is both a band's first
-    and the one before the next band.
+    The blocks on either side of a seam between bands are ``_SEAM_ROWS`` rows
+    each, so the part left to the calling thread after the bands is small and
+    the thread pool wakes once a step.
     """
     if theta < 1.0:
         _save_old_seams(qy, starts, seam_old)
@@ -824,13 +826,12 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
               seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
               t_end, arrival_depth, max_depth, max_speed, arrival, tally)
-    for j in prange(1, nbands):
+    for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
-    for i in prange(2 * (nbands - 1)):
-        b = bands[1 + i // 2] - 1 + i % 2
-        _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
-                          has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
-                          tally)
+        for b in range(bands[j] - 1, bands[j] + 1):
+            _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+                              has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                              tally)
 
 
 @njit(**_JIT)
@@ -899,18 +900,34 @@ def _blocks(rows: int, cols: int) -> tuple[Callable[..., None], np.ndarray, np.n
 
     A block is as many rows as fit ``_BLOCK_BYTES`` of the arrays a step
     touches (at least 8), so that pass 2 of a block finds what pass 1 left in
-    the core's cache.  Each thread takes a band of at least two blocks.  Below
-    ``_SERIAL_CELLS`` cells, or with one thread, the step runs on the calling
-    thread: waking the thread pool costs more than such a grid's arithmetic.
+    the core's cache.  Each thread takes a band of rows; the blocks on either
+    side of a seam between two bands are ``_SEAM_ROWS`` rows, as they finish on
+    one thread after the bands.  Below ``_SERIAL_CELLS`` cells, or with one
+    thread, the step runs on the calling thread: waking the thread pool costs
+    more than such a grid's arithmetic.
     """
     per_block = max(8, _BLOCK_BYTES // (_BYTES_PER_CELL * max(cols, 1)))
-    nb = max(1, round(rows / per_block))
-    starts = np.linspace(0, rows, nb + 1).round().astype(np.int64)
-    threads = numba.get_num_threads()
-    nbands = min(threads, nb // 2)
+    nbands = min(numba.get_num_threads(), rows // (4 * _SEAM_ROWS))
     if rows * cols < _SERIAL_CELLS or nbands < 2:
+        nb = max(1, round(rows / per_block))
+        starts = np.linspace(0, rows, nb + 1).round().astype(np.int64)
         return _step_serial, starts, np.array([0, nb], dtype=np.int64)
-    return _step_bands, starts, np.linspace(0, nb, nbands + 1).round().astype(np.int64)
+    edges = np.linspace(0, rows, nbands + 1).round().astype(np.int64)
+    starts, bands = [], []
+    for j in range(nbands):
+        a, b = int(edges[j]), int(edges[j + 1])
+        bands.append(len(starts))
+        inner_a = a + _SEAM_ROWS if j > 0 else a
+        inner_b = b - _SEAM_ROWS if j < nbands - 1 else b
+        if j > 0:
+            starts.append(a)
+        nb = max(1, round((inner_b - inner_a) / per_block))
+        starts.extend(np.linspace(inner_a, inner_b, nb + 1).round().astype(np.int64)[:-1].tolist())
+        if j < nbands - 1:
+            starts.append(inner_b)
+    bands.append(len(starts))
+    starts.append(rows)
+    return _step_bands, np.asarray(starts, dtype=np.int64), np.asarray(bands, dtype=np.int64)
 
 
 class Simulation:
