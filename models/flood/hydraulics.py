@@ -786,7 +786,7 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
 
     Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
     first row).  A band's first block (after the first band) and last block
-    (before the last band) need the next band's work: ``_band_seams`` does them.
+    (before the last band) need the neighbouring band's work: ``_step_bands`` finishes them.
     """
     nb = starts.size - 1
     first, last = bands[j], bands[j + 1] - 1
@@ -937,7 +937,7 @@ class Simulation:
     or an :class:`Edges`.  ``source_rate(t_s)`` gives the net source (m/s,
     rain positive, infiltration/drainage negative) as a scalar or a per-cell
     array; it is called once per step, at the step's mid time.  ``dtype`` is
-    the storage type of the discharges (friction is evaluated in float32).
+    the storage type of the discharges (the face update itself runs in float32).
     """
 
     def __init__(self, grid: FloodGrid, *, boundary: str | Mapping[str, str] | Edges = "closed",
