@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
@@ -104,9 +105,8 @@ class MovementNetwork:
 
     def road_depth(self, link_depth_m: np.ndarray) -> np.ndarray:
         """Deepest water (m) on each road, over its links."""
-        out = np.zeros(self.n_roads)
-        np.maximum.at(out, self.road_of_link, link_depth_m)
-        return out
+        return _deepest_per_road(np.ascontiguousarray(link_depth_m, dtype=np.float64), self.road_of_link,
+                                 self.n_roads)
 
     def road_midpoints(self) -> np.ndarray:
         """(n_roads, 2) midpoint of each road."""
@@ -196,12 +196,7 @@ class MovementNetwork:
 
     def link_depth(self, depth_flat: np.ndarray) -> np.ndarray:
         """Deepest water (m) under each link."""
-        values = depth_flat[self.cell_idx]
-        out = np.zeros(self.n_links)
-        nonempty = np.diff(self.cell_ptr) > 0
-        if values.size:
-            out[nonempty] = np.maximum.reduceat(values, self.cell_ptr[:-1][nonempty])
-        return out
+        return _deepest_per_link(np.ascontiguousarray(depth_flat, dtype=np.float64), self.cell_idx, self.cell_ptr)
 
     def vehicle_time_s(self, depth_m: np.ndarray, closed: np.ndarray | None = None,
                        limit_m: float = VEHICLE_LIMIT_M) -> np.ndarray:
@@ -273,6 +268,29 @@ class MovementNetwork:
     def road_km(self, road_mask: np.ndarray) -> float:
         """Length (km) of the roads in ``road_mask``."""
         return float(self.road_length_m()[road_mask].sum()) / 1000.0
+
+
+@njit(cache=True)
+def _deepest_per_link(depth_flat: np.ndarray, cell_idx: np.ndarray, cell_ptr: np.ndarray) -> np.ndarray:
+    """Deepest of each link's cells (0 for a link over no cell), in one pass without a gathered copy."""
+    n = cell_ptr.size - 1
+    out = np.zeros(n)
+    for link in range(n):
+        deepest = 0.0
+        for k in range(cell_ptr[link], cell_ptr[link + 1]):
+            deepest = max(deepest, depth_flat[cell_idx[k]])
+        out[link] = deepest
+    return out
+
+
+@njit(cache=True)
+def _deepest_per_road(link_depth: np.ndarray, road_of_link: np.ndarray, n_roads: int) -> np.ndarray:
+    """Deepest of each road's links (0 for a road with none)."""
+    out = np.zeros(n_roads)
+    for link in range(link_depth.size):
+        road = road_of_link[link]
+        out[road] = max(out[road], link_depth[link])
+    return out
 
 
 def _shifted(a: np.ndarray, dr: int, dc: int) -> np.ndarray:
