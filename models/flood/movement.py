@@ -201,12 +201,9 @@ class MovementNetwork:
     def vehicle_time_s(self, depth_m: np.ndarray, closed: np.ndarray | None = None,
                        limit_m: float = VEHICLE_LIMIT_M) -> np.ndarray:
         """Travel time per link for a vehicle now (s); inf where closed or deeper than ``limit_m``."""
-        speed = np.minimum(self.free_speed_mps, flooded_speed_limit_mps(depth_m))
-        speed = np.where(depth_m > limit_m, 0.0, speed)
-        if closed is not None:
-            speed = np.where(closed, 0.0, speed)
-        with np.errstate(divide="ignore"):
-            return np.where(speed > 0, self.length_m / np.maximum(speed, 1e-12), np.inf)
+        closed_flags = np.zeros(0, dtype=np.bool_) if closed is None else np.asarray(closed, dtype=np.bool_)
+        return _vehicle_times(np.asarray(depth_m, dtype=np.float64), self.free_speed_mps, self.length_m,
+                              closed_flags, float(limit_m))
 
     def walk_time_s(self, depth_m: np.ndarray, speed_mps: float, limit_m: float,
                     closed: np.ndarray | None = None) -> np.ndarray:
@@ -280,6 +277,25 @@ def _deepest_per_link(depth_flat: np.ndarray, cell_idx: np.ndarray, cell_ptr: np
         for k in range(cell_ptr[link], cell_ptr[link + 1]):
             deepest = max(deepest, depth_flat[cell_idx[k]])
         out[link] = deepest
+    return out
+
+
+@njit(cache=True)
+def _vehicle_times(depth_m: np.ndarray, free_speed_mps: np.ndarray, length_m: np.ndarray, closed: np.ndarray,
+                   limit_m: float) -> np.ndarray:
+    """Seconds per link for a vehicle: free speed capped by the flooded-road limit; inf where closed or too deep.
+
+    The same arithmetic as :func:`flooded_speed_limit_mps`, one link at a
+    time (``closed`` empty: nothing closed).
+    """
+    out = np.empty(depth_m.size)
+    for i in range(depth_m.size):
+        d_mm = max(depth_m[i] * 1000.0, 0.0)
+        kph = 0.0009 * (d_mm * d_mm) - 0.5529 * d_mm + 86.9448
+        speed = min(free_speed_mps[i], max(kph, 0.0) / 3.6 if d_mm < 300.0 else 0.0)
+        if depth_m[i] > limit_m or (closed.size and closed[i]):
+            speed = 0.0
+        out[i] = length_m[i] / max(speed, 1e-12) if speed > 0.0 else np.inf
     return out
 
 
