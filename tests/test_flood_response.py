@@ -70,6 +70,24 @@ def test_flooded_speed_follows_pregnolato_and_stops_at_0_3_m() -> None:
     assert math.isinf(t[0]) and t[1] == pytest.approx(net.length_m[1] / 10.0)
 
 
+def test_water_and_times_per_link_follow_the_cells_and_the_curve() -> None:
+    net = _lattice()
+    rng = np.random.default_rng(5)
+    depth = rng.uniform(0.0, 0.4, size=5 * 8)
+    per_link = net.link_depth(depth)
+    for link in range(net.n_links):  # the deepest of the cells each link crosses
+        cells = net.cell_idx[net.cell_ptr[link]:net.cell_ptr[link + 1]]
+        assert per_link[link] == depth[cells].max()
+    per_road = net.road_depth(per_link)
+    for road in range(net.n_roads):
+        assert per_road[road] == per_link[net.road_of_link == road].max()
+    closed = rng.random(net.n_links) < 0.2
+    speed = np.minimum(net.free_speed_mps, flooded_speed_limit_mps(per_link))
+    expected = np.where((per_link > 0.3) | closed | (speed <= 0), np.inf, net.length_m / np.maximum(speed, 1e-12))
+    assert np.array_equal(net.vehicle_time_s(per_link, closed), expected)
+    assert np.isinf(net.vehicle_time_s(per_link, closed)[closed]).all()
+
+
 # ----------------------------------------------------------------------------- closures
 
 
