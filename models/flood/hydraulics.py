@@ -576,12 +576,11 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
 
 
 @njit(**_JIT)
-def _save_old_seams(qy, starts, seam_old):
-    """Before pass 1 (centred scheme): old discharges on the two face rows at each block seam."""
-    for b in range(1, starts.size - 1):
-        for c in range(qy.shape[1]):
-            seam_old[b, 0, c] = qy[starts[b], c]
-            seam_old[b, 1, c] = qy[starts[b] + 1, c]
+def _save_old_seam(qy, starts, seam_old, b):
+    """Old discharges on the two face rows at the top of block b (centred scheme), before pass 1 of block b-1."""
+    for c in range(qy.shape[1]):
+        seam_old[b, 0, c] = qy[starts[b], c]
+        seam_old[b, 1, c] = qy[starts[b] + 1, c]
 
 
 @njit(**_JIT)
@@ -790,12 +789,17 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
     """
     nb = starts.size - 1
     first, last = bands[j], bands[j + 1] - 1
+    centred = theta < 1.0
     row_max = tally[:, 5]
+    if centred and first < last:
+        _save_old_seam(qy, starts, seam_old, first + 1)
     _flux_block(first, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
                 f, limited, row_max, dt, dx, dy, h_min, theta)
     if first == 0:
         _seam_block(0, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
     for b in range(first + 1, last + 1):
+        if centred and b < last:
+            _save_old_seam(qy, starts, seam_old, b + 1)
         _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
                     f, limited, row_max, dt, dx, dy, h_min, theta)
         _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
@@ -819,9 +823,10 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
     each, so the part left to the calling thread after the bands is small and
     the thread pool wakes once a step.
     """
-    if theta < 1.0:
-        _save_old_seams(qy, starts, seam_old)
     nbands = bands.size - 1
+    if theta < 1.0:  # seams between bands: a neighbour may rewrite these faces before the band reads them
+        for j in range(1, nbands):
+            _save_old_seam(qy, starts, seam_old, bands[j])
     for j in prange(nbands):
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
               seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
@@ -839,8 +844,6 @@ def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
                  seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
                  t_end, arrival_depth, max_depth, max_speed, arrival, tally):
     """One step on the calling thread: all blocks as one band."""
-    if theta < 1.0:
-        _save_old_seams(qy, starts, seam_old)
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
           t_end, arrival_depth, max_depth, max_speed, arrival, tally)
