@@ -28,11 +28,28 @@ VEHICLE_LIMIT_M = 0.3
 """Depth above which a road is impassable to cars (Pregnolato et al. 2017: 300 mm)."""
 
 
-def flooded_speed_limit_mps(depth_m: np.ndarray) -> np.ndarray:
+@njit(cache=True)
+def _speed_limit_mps(depth_m: float) -> float:
+    """Pregnolato et al. (2017) speed limit on a flooded road (m/s) at one depth; 0 from 0.3 m on."""
+    d_mm = max(depth_m * 1000.0, 0.0)
+    if not d_mm < 300.0:
+        return 0.0
+    kph = 0.0009 * (d_mm * d_mm) - 0.5529 * d_mm + 86.9448
+    return max(kph, 0.0) / 3.6
+
+
+@njit(cache=True)
+def _speed_limits_mps(depth_m: np.ndarray) -> np.ndarray:
+    out = np.empty(depth_m.size)
+    for i in range(depth_m.size):
+        out[i] = _speed_limit_mps(depth_m[i])
+    return out
+
+
+def flooded_speed_limit_mps(depth_m: np.ndarray | float) -> np.ndarray:
     """Pregnolato et al. (2017) speed limit on a flooded road (m/s); 0 from 0.3 m on."""
-    d_mm = np.clip(np.asarray(depth_m, dtype=np.float64) * 1000.0, 0.0, None)
-    kph = 0.0009 * d_mm ** 2 - 0.5529 * d_mm + 86.9448
-    return np.where(d_mm < 300.0, np.maximum(kph, 0.0) / 3.6, 0.0)
+    depth = np.asarray(depth_m, dtype=np.float64)
+    return _speed_limits_mps(depth.ravel()).reshape(depth.shape)
 
 
 @dataclass
@@ -285,14 +302,11 @@ def _vehicle_times(depth_m: np.ndarray, free_speed_mps: np.ndarray, length_m: np
                    limit_m: float) -> np.ndarray:
     """Seconds per link for a vehicle: free speed capped by the flooded-road limit; inf where closed or too deep.
 
-    The same arithmetic as :func:`flooded_speed_limit_mps`, one link at a
-    time (``closed`` empty: nothing closed).
+    ``closed`` empty: nothing closed.
     """
     out = np.empty(depth_m.size)
     for i in range(depth_m.size):
-        d_mm = max(depth_m[i] * 1000.0, 0.0)
-        kph = 0.0009 * (d_mm * d_mm) - 0.5529 * d_mm + 86.9448
-        speed = min(free_speed_mps[i], max(kph, 0.0) / 3.6 if d_mm < 300.0 else 0.0)
+        speed = min(free_speed_mps[i], _speed_limit_mps(depth_m[i]))
         if depth_m[i] > limit_m or (closed.size and closed[i]):
             speed = 0.0
         out[i] = length_m[i] / max(speed, 1e-12) if speed > 0.0 else np.inf

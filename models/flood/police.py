@@ -102,7 +102,7 @@ class RoadClosures:
         self.owner = np.full(n, -1, dtype=np.int64)
         mid = self.network.road_midpoints()
         centre = np.array([mid[s].mean(axis=0) for s in self.sites]) if n else np.zeros((0, 2))
-        self._approach: list[Approach] | None = None
+        self._approach: dict[int, Approach] = {}
         self._centre = centre
         if self.posts and n:
             post_xy = self.network.node_xy[[p.node for p in self.posts]]
@@ -177,9 +177,7 @@ class RoadClosures:
 
     def _approach_of(self, site: int) -> Approach:
         """Where officers can stop for a site: nodes within ``approach_m`` of it (made when first needed)."""
-        if self._approach is None:
-            self._approach = [None] * len(self.sites)  # type: ignore[list-item]
-        if self._approach[site] is None:
+        if site not in self._approach:
             x, y = self._centre[site]
             self._approach[site] = self.network.approach(float(x), float(y), self.approach_m)
         return self._approach[site]

@@ -44,7 +44,6 @@ class PumpCrew(Agent):
         self.state = AT_DEPOT
         self.site: PumpSite | None = None
         self.route: Route | None = None
-        self.target = int(node)
         self.leg = 0
         self.on_link_s = 0.0
         self.ready_at_s = math.inf
@@ -62,7 +61,6 @@ class PumpCrew(Agent):
 
     def send(self, site: PumpSite, route: Route) -> None:
         self.site, self.route, self.leg, self.on_link_s = site, route, 0, 0.0
-        self.target = int(route.nodes[-1])
         self.state = DRIVING
 
     def drive(self, now_s: float, step_s: float, graph: TravelGraph, setup_s: float) -> None:
@@ -77,8 +75,8 @@ class PumpCrew(Agent):
             link = int(self.route.links[self.leg])
             need = link_time_s[link]
             if not math.isfinite(need):
-                self.target, _ = self.site.approach.best(graph.times_from(np.array([self.node]))[0])
-                route = graph.route(self.node, self.target)
+                stop, _ = self.site.approach.best(graph.times_from(np.array([self.node]))[0])
+                route = graph.route(self.node, stop)
                 if not route.found:
                     return  # wait where it is for the water to drop or a barrier to open
                 self.route, self.leg, self.on_link_s = route, 0, 0.0
