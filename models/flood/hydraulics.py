@@ -374,35 +374,47 @@ def _free_outflow_q(q_out, depth_m, slope_out, g_dt, friction_per_q, h_min):
 
 
 @njit(inline="always", **_JIT)
-def _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, which, r, c,
-            g_dt, dt, inv_dx, inv_dy, h_min):
-    """New unit discharge on one edge face (0 if that edge is closed)."""
-    rows, cols = h.shape
-    if which == 0:  # north: face qy[0, c] drains cell (0, c) towards -row
-        ia, ja, sign, inv_d, has_j = (0, c), (1, c), -1.0, inv_dy, rows > 1
-        q_old, n2 = qy[0, c], (gn2_y[0, c] if per_face_n else gn2)
-    elif which == 1:  # south: face qy[rows, c]
-        ia, ja, sign, inv_d, has_j = (rows - 1, c), (rows - 2, c), 1.0, inv_dy, rows > 1
-        q_old, n2 = qy[rows, c], (gn2_y[rows, c] if per_face_n else gn2)
-    elif which == 2:  # west: face qx[r, 0]
-        ia, ja, sign, inv_d, has_j = (r, 0), (r, 1), -1.0, inv_dx, cols > 1
-        q_old, n2 = qx[r, 0], (gn2_x[r, 0] if per_face_n else gn2)
-    else:  # east: face qx[r, cols]
-        ia, ja, sign, inv_d, has_j = (r, cols - 1), (r, cols - 2), 1.0, inv_dx, cols > 1
-        q_old, n2 = qx[r, cols], (gn2_x[r, cols] if per_face_n else gn2)
-    if open_edges[which] == 0:
-        return 0.0
-    depth = h[ia]
-    if z[ia] > _WALL_TEST_M or depth <= h_min:
-        return 0.0
-    if edge_slope >= 0.0:
-        slope = edge_slope
-    elif has_j and z[ja] < _WALL_TEST_M:
-        slope = max((z[ja] + h[ja]) - (z[ia] + depth), 0.0) * inv_d
-    else:
-        slope = 0.0
-    friction = _friction32(np.float32(depth), np.float32(dt * n2))
-    return sign * _free_outflow_q(sign * q_old, depth, slope, g_dt, friction, h_min)
+def _open_edge_q(q_out, depth, z_edge, eta_in, slope_fixed, inv_d, g_dt, dt_n2, h_min):
+    """Outward unit discharge (m2/s, >= 0) on the face of an edge cell on an open edge.
+
+    ``q_out``: outward discharge before the step; ``eta_in``: water level of
+    the cell inward of the edge cell (-inf where there is none or it is a
+    wall).  The outward fall of the surface is ``slope_fixed`` where that is
+    given (>= 0), else the fall from the inward cell to the edge cell, never
+    negative.  ``dt_n2`` is dt g n^2 on the face.
+    """
+    slope = slope_fixed if slope_fixed >= 0.0 else max(eta_in - (z_edge + depth), 0.0) * inv_d
+    friction = _friction32(np.float32(depth), np.float32(dt_n2))
+    q = _free_outflow_q(q_out, depth, slope, g_dt, friction, h_min)
+    return q if z_edge < _WALL_TEST_M else 0.0
+
+
+@njit(inline="always", **_JIT)
+def _inward_level(z_in, h_in, has_in):
+    """Water level (m) of the cell inward of an edge cell; -inf where there is none or it is a wall."""
+    return z_in + h_in if has_in and z_in < _WALL_TEST_M else -np.inf
+
+
+@njit(**_JIT)
+def _edge_row(q, sign, h_e, z_e, h_in, z_in, has_in, n2_row, per_face_n, gn2, slope_fixed, inv_d, g_dt, dt,
+              h_min):
+    """New discharges (in place) on the faces along the north (``sign`` -1) or south (+1) edge.
+
+    ``h_e``, ``z_e`` are the edge row's depth and bed, ``h_in``, ``z_in`` the
+    next row inwards (read only if ``has_in``).  One loop without calls, so
+    that it vectorises.
+    """
+    for c in range(q.size):
+        n2 = n2_row[c] if per_face_n else gn2
+        eta_in = _inward_level(z_in[c], h_in[c], has_in)
+        q[c] = sign * _open_edge_q(sign * q[c], h_e[c], z_e[c], eta_in, slope_fixed, inv_d, g_dt, dt * n2, h_min)
+
+
+@njit(inline="always", **_JIT)
+def _side_q(q, sign, hr, zr, c_edge, c_in, has_in, n2, slope_fixed, inv_d, g_dt, dt, h_min):
+    """New discharge on the west (``sign`` -1) or east (+1) edge face of one row."""
+    eta_in = _inward_level(zr[c_in], hr[c_in], has_in)
+    return sign * _open_edge_q(sign * q, hr[c_edge], zr[c_edge], eta_in, slope_fixed, inv_d, g_dt, dt * n2, h_min)
 
 
 @njit(inline="always", **_JIT)
@@ -425,8 +437,8 @@ def _drain_factor(hr, qxr, q_top, q_bot, fr, dt_dx, dt_dy):
 
 
 @njit(inline="always", **_JIT)
-def _levels32(zr, hr, e32, z32):
-    """Bed and water level of one row rounded once to float32 (the face loops read these).
+def _levels32(zr, hr, e32, z32, h32):
+    """Bed, water level and depth of one row rounded once to float32 (the face loops and drain factors read these).
 
     Rounding the level once per cell keeps a lake at rest exactly at rest: cells
     whose float64 levels are equal get the same float32 level.
@@ -434,6 +446,7 @@ def _levels32(zr, hr, e32, z32):
     for c in range(hr.size):
         z32[c] = np.float32(zr[c])
         e32[c] = np.float32(zr[c] + hr[c])
+        h32[c] = np.float32(hr[c])
 
 
 @njit(**_JIT)
@@ -512,8 +525,10 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     z_r = np.empty(cols, dtype=np.float32)
     e_k = np.empty(cols, dtype=np.float32)
     z_k = np.empty(cols, dtype=np.float32)
+    h_r = np.empty(cols, dtype=np.float32)
+    h_k = np.empty(cols, dtype=np.float32)
     x_old = np.empty(cols + 1, dtype=qx.dtype)
-    _levels32(z[r0], h[r0], e_r, z_r)
+    _levels32(z[r0], h[r0], e_r, z_r, h_r)
     prev_old = np.empty(cols, dtype=qy.dtype)
     cur_old = np.empty(cols, dtype=qy.dtype)
     if b == 0:
@@ -523,14 +538,14 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             for c in range(cols):
                 qy[0, c] = 0.0
         else:
-            for c in range(cols):
-                qy[0, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                                   0, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
+            inner = min(1, rows - 1)
+            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
+                      inv_dy, g_dt, dt, h_min)
     else:
         for c in range(cols):
             prev_old[c] = seam_old[b, 0, c]
     for r in range(r0, r1):
-        hr, qxr = h[r], qx[r]
+        qxr, h_row = qx[r], h_r
         if row_max[r] > h_min:
             nr = gn2_x[r] if per_face_n else gn2_x[0]
             _x_faces(e_r, z_r, qxr, x_old, nr, per_face_n, gdt_n2, dt32, h_min32, centred, w_self, w_side, g_dt32,
@@ -540,11 +555,13 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                 qxr[c] = 0.0
         west = east = 0.0  # closed edges carry nothing; open ones read their old discharge
         if open_edges[2]:
-            west = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                           2, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+            n2 = gn2_x[r, 0] if per_face_n else gn2
+            west = _side_q(qxr[0], -1.0, h[r], z[r], 0, min(1, cols - 1), cols > 1, n2, edge_slope, inv_dx, g_dt,
+                           dt, h_min)
         if open_edges[3]:
-            east = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                           3, r, 0, g_dt, dt, inv_dx, inv_dy, h_min)
+            n2 = gn2_x[r, cols] if per_face_n else gn2
+            east = _side_q(qxr[cols], 1.0, h[r], z[r], cols - 1, max(cols - 2, 0), cols > 1, n2, edge_slope,
+                           inv_dx, g_dt, dt, h_min)
         qxr[0], qxr[cols] = west, east
         k = r + 1
         if k < rows:
@@ -552,7 +569,7 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             if centred:
                 for c in range(cols):
                     cur_old[c] = qk[c]
-            _levels32(z[k], h[k], e_k, z_k)
+            _levels32(z[k], h[k], e_k, z_k, h_k)
             if max(row_max[r], row_max[k]) > h_min:
                 nk = gn2_y[k] if per_face_n else gn2_y[0]
                 nxt = seam_old[b + 1, 1] if k == r1 else qy[k + 1]
@@ -562,17 +579,17 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                 for c in range(cols):
                     qk[c] = 0.0
             prev_old, cur_old = cur_old, prev_old
-            e_r, e_k, z_r, z_k = e_k, e_r, z_k, z_r
+            e_r, e_k, z_r, z_k, h_r, h_k = e_k, e_r, z_k, z_r, h_k, h_r
         else:
             if not open_edges[1]:
                 for c in range(cols):
                     qy[rows, c] = 0.0
             else:
-                for c in range(cols):
-                    qy[rows, c] = _edge_q(h, z, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
-                                          edge_slope, 1, 0, c, g_dt, dt, inv_dx, inv_dy, h_min)
+                inner = max(rows - 2, 0)
+                _edge_row(qy[rows], 1.0, h[rows - 1], z[rows - 1], h[inner], z[inner], rows > 1,
+                          gn2_y[rows if per_face_n else 0], per_face_n, gn2, edge_slope, inv_dy, g_dt, dt, h_min)
         if r > r0 or b == 0:
-            limited[r] = _drain_factor(hr, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
+            limited[r] = _drain_factor(h_row, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
 
 
 @njit(**_JIT)
@@ -675,7 +692,8 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
     dt_dx, dt_dy = dt / dx, dt / dy
     r0, r1 = starts[b], starts[b + 1]
     bot_seam = np.empty(cols, dtype=qy.dtype)
-    start = np.empty(cols)
+    new32 = np.empty(cols, dtype=np.float32)
+    high32 = np.empty(cols, dtype=np.float32)
     pre = np.empty(cols)
     buf = np.empty(cols)
     for r in range(r0, r1):
@@ -721,20 +739,23 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
                 raw, west, here = qxr[c], fr[c - 1], fr[c]
                 qxr[c] = raw * (west if raw > 0.0 else here)
 
-        for c in range(cols):
-            start[c] = hr[c]
-        # depth: fluxes, then gains, then sinks capped at the water present
+        # depth: fluxes, then gains, then sinks capped at the water present; the trackers
+        # read float32 copies of the new depth and of the larger of old and new
         sr = src[r] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
         if per_cell_src:
             for c in range(cols):
                 rate, wet = sr[c], act[c]
                 s = rate * dt if wet else 0.0
-                hr[c], pre[c] = _depth(hr[c], qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                old = hr[c]
+                new, pre[c] = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                hr[c], new32[c], high32[c] = new, np.float32(new), np.float32(max(new, old))
         else:
             for c in range(cols):
                 s = s_uniform * act[c]
-                hr[c], pre[c] = _depth(hr[c], qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                old = hr[c]
+                new, pre[c] = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                hr[c], new32[c], high32[c] = new, np.float32(new), np.float32(max(new, old))
 
         # tallies: clamped = max(-a, 0), capped = max(want - max(a, 0), 0)
         tally[r, 3] = 0.0
@@ -774,7 +795,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
             for c in range(cols):
                 edge += max(np.float64(bot[c]), 0.0) * dx
         tally[r, 4] = edge
-        _track(hr, start, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
+        _track(new32, high32, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
 
 
 @njit(**_JIT)
@@ -863,29 +884,30 @@ def _depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
 
 
 @njit(inline="always", **_JIT)
-def _track(hr, start, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
+def _track(new32, high32, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
     """Running maxima of depth (m) and squared speed (m2/s2); ``at``: first time above ``arrival_depth`` (s).
 
-    Speed is |mean face discharge| / depth, the depth being the larger of the
-    step's start (``start``) and end: a cell that drains or fills in the step
-    would otherwise divide the step's discharge by a film.  Arrival is read
-    and written only in rows where some cell's running maximum passed the
-    threshold in this step.
+    ``new32`` is the depth at the step's end, ``high32`` the larger of the
+    depths at its start and end (float32 copies, so that these loops run on
+    float32 alone).  Speed is |mean face discharge| / ``high32``: a cell that
+    drains or fills in the step would otherwise divide the step's discharge
+    by a film.  Arrival is read and written only in rows where some cell's
+    running maximum passed the threshold in this step.
     """
     h_min32, arrival32, t_end32 = np.float32(h_min), np.float32(arrival_depth), np.float32(t_end)
     half = np.float32(0.5)
     crossed = 0
-    for c in range(hr.size):
+    for c in range(new32.size):
         old = md[c]
-        new = max(old, np.float32(hr[c]))
+        new = max(old, new32[c])
         md[c] = new
         crossed += (new > arrival32) & (old <= arrival32)
     if crossed:
-        for c in range(hr.size):
+        for c in range(new32.size):
             if md[c] > arrival32 and np.isnan(at[c]):
                 at[c] = t_end32
-    for c in range(hr.size):
-        hn = np.float32(max(hr[c], start[c]))
+    for c in range(new32.size):
+        hn = high32[c]
         ux = half * (np.float32(qxr[c]) + np.float32(qxr[c + 1]))
         uy = half * (np.float32(top[c]) + np.float32(bot[c]))
         wet = max(hn, h_min32)
