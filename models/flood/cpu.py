@@ -7,8 +7,9 @@ vectors on current CPUs.  Numba reads its code-generation settings when it is
 imported, so this must run before the first ``import numba`` of the process;
 it does nothing if numba is already imported, if the user set
 ``NUMBA_CPU_FEATURES`` (or ``NUMBA_CPU_NAME``) or if the CPU has no AVX-512.
-Results do not depend on it: without fast-math, LLVM keeps the order of every
-floating-point operation, whatever the vector width.
+Results do not depend on it: LLVM keeps the order of every floating-point
+operation (the face update's fused multiply-adds included), whatever the
+vector width; the same runs give the same bits with 256- or 512-bit vectors.
 """
 
 from __future__ import annotations
