@@ -15,7 +15,8 @@
 
 Ratios come from timings taken in this run on the same machine, the backends
 taking turns; the machine may be busy, so each timing is the median of
-``--repeat`` runs.  Maximum depth maps are compared on the DEM cells: the
+``--repeat`` turns, and a turn times a backend over at least 3 s (the mean of
+back-to-back runs where one run is shorter).  Maximum depth maps are compared on the DEM cells: the
 share of cells whose wet/dry state (max depth above ``--wet-m``) agrees, the
 same share among cells wet in either run, and the mean absolute difference.
 
@@ -43,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 DEM = ROOT / "gis_data" / "carlisle" / "dem.tif"
 G = 9.81
 MAX_DT_S = 10.0
+WINDOW_S = 3.0  # each backend's turn is timed over at least this long (see timed_turn)
 
 import numpy as np  # noqa: E402
 
@@ -111,11 +113,29 @@ def _median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
 
 
-def interleaved(fns: list[Callable[[RainCase], Run]], case: RainCase, times: int) -> list[Run]:
-    """Median of ``times`` runs of each backend on one case, the backends taking turns.
+def timed_turn(fn: Callable[[RainCase], Run], case: RainCase, window_s: float) -> Run:
+    """One backend's turn: runs of ``case`` back to back until ``window_s`` of them; wall time is their mean.
+
+    A run of a fraction of a second is a snapshot of a shared machine, while
+    a run of a minute averages over whatever else the machine does; timing
+    every backend over a window of at least ``window_s`` puts them on the
+    same footing (every run computes the same thing).
+    """
+    walls: list[float] = []
+    while True:
+        run = fn(case)
+        walls.append(run.wall_s)
+        if sum(walls) >= window_s:
+            return replace(run, wall_s=sum(walls) / len(walls))
+
+
+def interleaved(fns: list[Callable[[RainCase], Run]], case: RainCase, times: int,
+                window_s: float = WINDOW_S) -> list[Run]:
+    """Median of ``times`` turns of each backend on one case, the backends taking turns.
 
     Taking turns (A, B, A, B, ...) exposes every backend alike to a machine
-    whose speed drifts while the benchmark runs.  A short untimed run of each
+    whose speed drifts while the benchmark runs; each turn is timed over at
+    least ``window_s`` (:func:`timed_turn`).  A short untimed run of each
     first (the first 20 s of the case) compiles our kernels when their cache
     is cold, and lets each backend load its libraries.
     """
@@ -124,7 +144,7 @@ def interleaved(fns: list[Callable[[RainCase], Run]], case: RainCase, times: int
     runs: list[list[Run]] = [[] for _ in fns]
     for _ in range(times):
         for fn, done in zip(fns, runs):
-            done.append(fn(case))
+            done.append(timed_turn(fn, case, window_s))
     return [_median_run(done) for done in runs]
 
 
