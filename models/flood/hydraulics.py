@@ -271,6 +271,7 @@ def coarsen(values: np.ndarray, factor: int) -> np.ndarray:
 _JIT = dict(cache=True, error_model="numpy", fastmath=False)
 _JIT_FACES = dict(cache=True, error_model="numpy", fastmath={"contract"})  # fused multiply-adds in the face update
 _F32_ONE = np.float32(1.0)
+_ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits of a float64 but its sign
 _MARGIN32 = np.float32(_SHARE_MARGIN)
 
 
@@ -659,31 +660,6 @@ def _sum(a):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(inline="always", **_JIT)
-def _max_magnitude(a):
-    """Largest |value| of an array (0 if empty); NaN if it holds a NaN.
-
-    Compares the bit patterns with the sign cleared as integers: for floats
-    that order is the order of magnitudes, and an integer max vectorises.
-    """
-    m = np.int64(0)
-    for i in range(a.size):
-        m = max(m, _f64_bits(a[i]) & np.int64(0x7FFFFFFFFFFFFFFF))
-    return _bits_f64(m)
-
-
-@njit(inline="always", **_JIT)
-def _any_negative(a):
-    """Whether some value has its sign bit set (below zero, or -0.0).
-
-    A minimum of the bit patterns as int64: one vector instruction per 8 values.
-    """
-    m = np.int64(0)
-    for i in range(a.size):
-        m = min(m, _f64_bits(a[i]))
-    return m < 0
-
-
 @njit(**_JIT)
 def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
                       has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
@@ -749,25 +725,32 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
 
         # depth: fluxes, then gains, then sinks capped at the water present; the trackers
         # read float32 copies of the new depth and of the larger of old and new
+        # (lowest = min of the bit patterns of the depths before clamping: below 0 where one is negative;
+        # highest = max of the new depths' bit patterns with the sign cleared: the row's largest depth, or NaN)
         sr = src[r] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
+        lowest = highest = np.int64(0)
         if per_cell_src:
             for c in range(cols):
                 rate, wet = sr[c], act[c]
                 s = rate * dt if wet else 0.0
                 old = hr[c]
-                new, pre[c] = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
-                hr[c], new32[c], high32[c] = new, np.float32(new), np.float32(max(new, old))
+                new, a = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
+                lowest = min(lowest, _f64_bits(a))
+                highest = max(highest, _f64_bits(new) & _ABS_BITS)
         else:
             for c in range(cols):
                 s = s_uniform * act[c]
                 old = hr[c]
-                new, pre[c] = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
-                hr[c], new32[c], high32[c] = new, np.float32(new), np.float32(max(new, old))
+                new, a = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
+                lowest = min(lowest, _f64_bits(a))
+                highest = max(highest, _f64_bits(new) & _ABS_BITS)
 
         # tallies: clamped = max(-a, 0), capped = max(want - max(a, 0), 0)
         tally[r, 3] = 0.0
-        if _any_negative(pre):
+        if lowest < 0:
             for c in range(cols):
                 buf[c] = max(-pre[c], 0.0)
             tally[r, 3] = _sum(buf)
@@ -794,7 +777,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
                 rate, wet = sr[c], act[c]
                 buf[c] = max(-rate * dt, 0.0) if wet else 0.0
             tally[r, 1] = _sum(buf)
-        tally[r, 5] = _max_magnitude(hr)
+        tally[r, 5] = _bits_f64(highest)
         edge = (max(-np.float64(qxr[0]), 0.0) + max(np.float64(qxr[cols]), 0.0)) * dy
         if r == 0:
             for c in range(cols):
@@ -910,17 +893,16 @@ def _track(new32, high32, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_en
         new = max(old, new32[c])
         md[c] = new
         crossed = max(crossed, np.int32((new > arrival32) & (old <= arrival32)))
-    if crossed:
-        for c in range(new32.size):
-            if md[c] > arrival32 and np.isnan(at[c]):
-                at[c] = t_end32
-    for c in range(new32.size):
         hn = high32[c]
         ux = half * (np.float32(qxr[c]) + np.float32(qxr[c + 1]))
         uy = half * (np.float32(top[c]) + np.float32(bot[c]))
         wet = max(hn, h_min32)
         speed2 = (ux * ux + uy * uy) / (wet * wet)
         ms2[c] = max(ms2[c], speed2 if hn > h_min32 else np.float32(0.0))
+    if crossed:
+        for c in range(new32.size):
+            if md[c] > arrival32 and np.isnan(at[c]):
+                at[c] = t_end32
 
 
 # --------------------------------------------------------------------------------------
