@@ -378,3 +378,24 @@ def test_threads_and_blocks_do_not_change_the_result():
                  (serial.max_depth, banded.max_depth), (serial.max_speed, banded.max_speed)):
         assert np.array_equal(a, b)
     assert serial.balance == banded.balance
+
+
+def _spin_count_after_import(env: dict[str, str]) -> str:
+    """GOMP_SPINCOUNT as a fresh interpreter sees it after importing the flood package."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clean = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    code = "import os, models.flood; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent)
+    return out.stdout.strip()
+
+
+def test_flood_package_sets_a_short_spin_unless_the_user_chose_one():
+    from models.flood.cpu import SPIN_COUNT
+
+    assert _spin_count_after_import({}) == SPIN_COUNT
+    assert _spin_count_after_import({"GOMP_SPINCOUNT": "0"}) == "0"
