@@ -739,11 +739,19 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
                 hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
-        else:
+        elif has_sinks:
             for c in range(cols):
                 s = s_uniform * act[c]
                 old = hr[c]
                 new, a = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
+                hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
+                lowest = min(lowest, _f64_bits(a))
+                highest = max(highest, _f64_bits(new) & _ABS_BITS)
+        else:  # a uniform gain (or none): _depth without the sink's cap, which is then zero
+            for c in range(cols):
+                old = hr[c]
+                a = _inflow_depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s_uniform * act[c])
+                new = max(a, 0.0)
                 hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
@@ -862,15 +870,21 @@ def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
 
 
 @njit(inline="always", **_JIT)
+def _inflow_depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
+    """Depth (m) of one cell after the fluxes in and out and the gain of a source depth ``s`` (sinks not yet taken)."""
+    div = dt_dx * (np.float64(q_west) - np.float64(q_east)) + dt_dy * (
+        np.float64(q_north) - np.float64(q_south))
+    return h_old + div + max(s, 0.0)
+
+
+@njit(inline="always", **_JIT)
 def _depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
     """(new depth, depth before sinks) in m of one cell: fluxes in and out, gains, then sinks.
 
     ``s`` is the source depth of the step (m, negative for sinks); a sink takes
     at most the water present; a round-off negative is set to zero.
     """
-    div = dt_dx * (np.float64(q_west) - np.float64(q_east)) + dt_dy * (
-        np.float64(q_north) - np.float64(q_south))
-    a = h_old + div + max(s, 0.0)
+    a = _inflow_depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s)
     return max(a - min(max(-s, 0.0), max(a, 0.0)), 0.0), a
 
 
