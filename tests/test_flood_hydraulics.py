@@ -350,18 +350,25 @@ def test_friction_cube_root_is_accurate_over_the_float32_range():
 
 
 
-def test_threads_and_blocks_do_not_change_the_result():
-    """One thread, or bands of cache-sized blocks on every thread: the same water to the bit."""
+def test_threads_and_blocks_do_not_change_the_result(monkeypatch):
+    """One thread or all, one block per band or blocks of 8 rows: the same water to the bit."""
+    import functools
+
     import numba
+
+    import models.flood.hydraulics as hydraulics
 
     rng = np.random.default_rng(11)
     z = rng.uniform(0.0, 2.0, size=(300, 260))
     n = rng.uniform(0.02, 0.05, size=z.shape)
     h0 = np.maximum(1.5 - z, 0.0) * (np.arange(260) < 120)
 
-    def run(threads: int) -> Simulation:
+    blocks = hydraulics._blocks
+
+    def run(threads: int, block_rows: int | None = None) -> Simulation:
         before = numba.get_num_threads()
         numba.set_num_threads(threads)
+        monkeypatch.setattr(hydraulics, "_blocks", functools.partial(blocks, block_rows=block_rows))
         try:
             sim = Simulation(FloodGrid(z, 2.0, manning_n=n), initial_depth_m=h0, source_rate=lambda t: 1e-5,
                              boundary={"east": "open"})
@@ -370,14 +377,18 @@ def test_threads_and_blocks_do_not_change_the_result():
         sim.run_until(120.0)
         return sim
 
-    serial, banded = run(1), run(numba.config.NUMBA_NUM_THREADS)
-    assert serial._bands.size == 2  # one band on the calling thread
-    if numba.config.NUMBA_NUM_THREADS > 1:
+    threads = numba.config.NUMBA_NUM_THREADS
+    serial, banded = run(1), run(threads)
+    small = [run(1, block_rows=8), run(threads, block_rows=8)]
+    assert serial._bands.size == 2 and serial._starts.size == 2  # one band, one block, on the calling thread
+    assert small[0]._starts.size > 30  # 300 rows in blocks of 8
+    if threads > 1:
         assert banded._bands.size > 2 and banded._starts.size > serial._starts.size
-    for a, b in ((serial.h, banded.h), (serial.qx, banded.qx), (serial.qy, banded.qy),
-                 (serial.max_depth, banded.max_depth), (serial.max_speed, banded.max_speed)):
-        assert np.array_equal(a, b)
-    assert serial.balance == banded.balance
+    for other in (banded, *small):
+        for a, b in ((serial.h, other.h), (serial.qx, other.qx), (serial.qy, other.qy),
+                     (serial.max_depth, other.max_depth), (serial.max_speed, other.max_speed)):
+            assert np.array_equal(a, b)
+        assert serial.balance == other.balance
 
 
 def _spin_count_after_import(env: dict[str, str]) -> str:

@@ -44,12 +44,12 @@ multiply-adds are fused (one rounding each), the same on every code path.  Each 
 face flux is rounded to the storage type once and that value is used by both
 cells of the face, so rounding does not leak mass.
 
-The grid is cut into blocks of rows small enough for a core's cache; inside
-a block rows run in order.  Each thread takes a band of consecutive blocks and
-runs pass 2 of a block right after pass 1 of the next one, while its rows are
-still in cache; the blocks at the bands' seams finish after all bands.  Faces
-on the seam between two blocks are copied before the in-place updates, so
-that no block reads a value another block is rewriting.  Rows whose depth is
+The grid is cut into blocks of rows; inside a block rows run in order.  Each
+thread takes a band of consecutive blocks (the rows between its seams as one
+block) and runs pass 2 of a block after pass 1 of the next one; the two-row
+blocks at the bands' seams finish after all bands.  Faces on the seam between
+two blocks are copied before the in-place updates, so that no block reads a
+value another block is rewriting.  Rows whose depth is
 nowhere above ``h_min_m`` skip the face computation.  Grids under
 ``_SERIAL_CELLS`` run on the calling thread; the blocks give the same results
 to the bit whatever their number and the number of threads.
@@ -83,9 +83,7 @@ _WALL_TEST_M = 1.0e29
 _TINY = 1e-300
 _SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
 _SERIAL_CELLS = 1 << 14  # grids smaller than this (128 x 128) step on one thread (see _blocks)
-_BLOCK_BYTES = 256 * 1024  # a block's share of a core's cache (see _blocks)
 _SEAM_ROWS = 2  # rows of the blocks on either side of a seam between two threads' bands (see _blocks)
-_BYTES_PER_CELL = 41  # bytes a step reads or writes per cell: bed, depth, discharges, factors, trackers
 _N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
 
 SourceRate = Callable[[float], "float | np.ndarray"]
@@ -801,7 +799,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
 def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta, t_end,
           arrival_depth, max_depth, max_speed, arrival, tally):
-    """Both passes over the blocks of band ``j``, one block apart, so that pass 2 finds its rows in cache.
+    """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
 
     Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
     first row).  A band's first block (after the first band) and last block
@@ -924,18 +922,22 @@ def _track(new32, high32, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_en
 # --------------------------------------------------------------------------------------
 
 
-def _blocks(rows: int, cols: int) -> tuple[Callable[..., None], np.ndarray, np.ndarray]:
+def _blocks(rows: int, cols: int, block_rows: int | None = None) -> tuple[Callable[..., None], np.ndarray,
+                                                                          np.ndarray]:
     """(step kernel, row starts of the blocks, first block of each band) for a grid of ``rows`` x ``cols``.
 
-    A block is as many rows as fit ``_BLOCK_BYTES`` of the arrays a step
-    touches (at least 8), so that pass 2 of a block finds what pass 1 left in
-    the core's cache.  Each thread takes a band of rows; the blocks on either
-    side of a seam between two bands are ``_SEAM_ROWS`` rows, as they finish on
-    one thread after the bands.  Below ``_SERIAL_CELLS`` cells, or with one
+    Each thread takes a band of rows.  The rows between a band's seams are one
+    block, or blocks of about ``block_rows`` (the same results to the bit); the
+    blocks on either side of a seam between two bands are ``_SEAM_ROWS`` rows,
+    as they finish on one thread after the bands.  Blocks a few hundred
+    kilobytes large, to keep pass 2 in a core's cache, measured slower: the
+    seam copies and first-row drain factors of each block cost more than the
+    cache saves (1000 x 1000 on 2 threads: 3.95e8 against 4.39e8 cell updates/s
+    with one block per band).  Below ``_SERIAL_CELLS`` cells, or with one
     thread, the step runs on the calling thread: waking the thread pool costs
     more than such a grid's arithmetic.
     """
-    per_block = max(8, _BLOCK_BYTES // (_BYTES_PER_CELL * max(cols, 1)))
+    per_block = max(1, block_rows or rows)
     nbands = min(numba.get_num_threads(), rows // (4 * _SEAM_ROWS))
     if rows * cols < _SERIAL_CELLS or nbands < 2:
         nb = max(1, round(rows / per_block))
