@@ -16,9 +16,10 @@
 Ratios come from timings taken in this run on the same machine, the backends
 taking turns; the machine may be busy, so each timing is the median of
 ``--repeat`` turns, and a turn times a backend over at least 3 s (the mean of
-back-to-back runs where one run is shorter).  Maximum depth maps are compared on the DEM cells: the
-share of cells whose wet/dry state (max depth above ``--wet-m``) agrees, the
-same share among cells wet in either run, and the mean absolute difference.
+back-to-back runs where one run is shorter).  Maximum depth maps are compared
+on the DEM cells: the share of cells whose wet/dry state (max depth above
+``--wet-m``) agrees, the same share among cells wet in either run, and the
+mean absolute difference.
 
     .venv/bin/python bench/flood.py [--size 200] [--duration 1800] [--anuga-size 40]
         [--anuga-duration 1800] [--kernel-size 1000] [--kernel-steps 200] [--repeat 3]

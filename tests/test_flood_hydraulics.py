@@ -349,7 +349,6 @@ def test_friction_cube_root_is_accurate_over_the_float32_range():
     assert np.abs(inv_cbrt(x) / exact - 1.0).max() < 2.5e-6
 
 
-
 def test_threads_and_blocks_do_not_change_the_result(monkeypatch):
     """One thread or all, one block per band or blocks of 8 rows: the same water to the bit."""
     import functools

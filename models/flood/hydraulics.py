@@ -39,20 +39,20 @@ an hour.  Discharge is stored as float32 by default (``dtype``).  The face
 update runs in float32 (twice the vector width of float64): each row's water
 levels are rounded to float32 once per cell, so cells at one level stay at
 exactly one level and a lake at rest stays at rest; friction's cube root is a
-cubic correction of a bit-level guess (relative error 2.3e-6); its
-multiply-adds are fused (one rounding each), the same on every code path.  Each limited
-face flux is rounded to the storage type once and that value is used by both
-cells of the face, so rounding does not leak mass.
+cubic correction of a bit-level guess (relative error 2.3e-6).  The face
+update's multiply-adds are fused (one rounding each), the same on every code
+path.  Each limited face flux is rounded to the storage type once and that
+value is used by both cells of the face, so rounding does not leak mass.
 
 The grid is cut into blocks of rows; inside a block rows run in order.  Each
 thread takes a band of consecutive blocks (the rows between its seams as one
 block) and runs pass 2 of a block after pass 1 of the next one; the two-row
 blocks at the bands' seams finish after all bands.  Faces on the seam between
 two blocks are copied before the in-place updates, so that no block reads a
-value another block is rewriting.  Rows whose depth is
-nowhere above ``h_min_m`` skip the face computation.  Grids under
-``_SERIAL_CELLS`` run on the calling thread; the blocks give the same results
-to the bit whatever their number and the number of threads.
+value another block is rewriting.  Rows whose depth is nowhere above
+``h_min_m`` skip the face computation.  Grids under ``_SERIAL_CELLS`` run on
+the calling thread; the blocks give the same results to the bit whatever
+their number and the number of threads.
 """
 
 from __future__ import annotations
@@ -724,7 +724,9 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
         # depth: fluxes, then gains, then sinks capped at the water present; the trackers
         # read float32 copies of the new depth and of the larger of old and new
         # (lowest = min of the bit patterns of the depths before clamping: below 0 where one is negative;
-        # highest = max of the new depths' bit patterns with the sign cleared: the row's largest depth, or NaN)
+        # highest = max of the new depths' bit patterns with the sign cleared: the row's largest depth, or NaN).
+        # The three loops repeat their last lines on purpose: moving them into a helper, even an inlined
+        # one, stopped LLVM vectorising the loop (1000 x 1000, one thread: 1.9e8 to 1.2e8 cell updates/s).
         sr = src[r] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
         lowest = highest = np.int64(0)
