@@ -332,21 +332,25 @@ def test_reports_do_not_disturb_the_solution(theta, every_s):
         assert sim.balance.relative_error < 1e-12
 
 
-def test_friction_cube_root_is_accurate_over_the_float32_range():
+def test_friction_power_is_accurate_over_the_float32_range():
+    """h^(-7/3) of the semi-implicit friction, scaled by g dt n^2 through its coefficients."""
     from numba import njit
 
-    from models.flood.hydraulics import _inv_cbrt32
+    from models.flood.hydraulics import _friction32, _friction_coefficients
 
     @njit
-    def inv_cbrt(values):
+    def friction(values, scale):
         out = np.empty_like(values)
+        k = _friction_coefficients(scale)
         for i in range(values.size):
-            out[i] = _inv_cbrt32(values[i])
+            out[i] = _friction32(values[i], k)
         return out
 
     x = np.geomspace(1e-6, 1e6, 1_000_003).astype(np.float32)  # 12 decades, every exponent and mantissa range
-    exact = x.astype(np.float64) ** (-1.0 / 3.0)
-    assert np.abs(inv_cbrt(x) / exact - 1.0).max() < 2.5e-6
+    exact = x.astype(np.float64) ** (-7.0 / 3.0)
+    assert np.abs(friction(x, np.float32(1.0)) / exact - 1.0).max() < 8e-6
+    scale = np.float32(9.81 * 0.5 * 0.035**2)
+    assert np.abs(friction(x, scale) / (exact * float(scale)) - 1.0).max() < 8e-6
 
 
 def test_threads_and_blocks_do_not_change_the_result(monkeypatch):
