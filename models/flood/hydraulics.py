@@ -52,7 +52,10 @@ two blocks are copied before the in-place updates, so that no block reads a
 value another block is rewriting.  Rows whose depth is nowhere above
 ``h_min_m`` skip the face computation.  Grids under ``_SERIAL_CELLS`` run on
 the calling thread; the blocks give the same results to the bit whatever
-their number and the number of threads.
+their number and the number of threads.  The row kernels allocate nothing
+(each thread's row buffers come from the simulation) and are compiled
+without reference counting: every row view would otherwise cost two atomic
+operations on a counter that all threads share (16 % of a step's time).
 """
 
 from __future__ import annotations
@@ -267,7 +270,8 @@ def coarsen(values: np.ndarray, factor: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 _JIT = dict(cache=True, error_model="numpy", fastmath=False)
-_JIT_FACES = dict(cache=True, error_model="numpy", fastmath={"contract"})  # fused multiply-adds in the face update
+_JIT_ROWS = dict(_JIT, _nrt=False)  # no reference counts: row views cost an atomic add each, and threads share them
+_JIT_FACES = dict(_JIT_ROWS, fastmath={"contract"})  # fused multiply-adds in the face update
 _F32_ONE = np.float32(1.0)
 _ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits of a float64 but its sign
 _MARGIN32 = np.float32(_SHARE_MARGIN)
@@ -402,7 +406,7 @@ def _inward_level(z_in, h_in, has_in):
     return z_in + h_in if has_in and z_in < _WALL_TEST_M else -np.inf
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _edge_row(q, sign, h_e, z_e, h_in, z_in, has_in, n2_row, per_face_n, gn2, slope_fixed, inv_d, g_dt, dt,
               h_min):
     """New discharges (in place) on the faces along the north (``sign`` -1) or south (+1) edge.
@@ -513,10 +517,10 @@ def _y_faces(e_r, z_r, e_k, z_k, qk, nk, per_face_n, fk, dt32, h_min32, centred,
                             w_self, w_side, g_dt_dy, fk, n_scale, h_min32)
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta):
-    """Pass 1 on one block of rows, top to bottom.
+                starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta, rows32, rows_q, row_qx):
+    """Pass 1 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``row_qx``: the thread's row buffers).
 
     Faces whose cells are all no deeper than ``h_min`` (judged from the row
     maxima of depth) are set to zero without computing them.
@@ -531,16 +535,9 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     dt32, h_min32 = np.float32(dt), np.float32(h_min)
     fk = _friction_coefficients(_F32_ONE if per_face_n else np.float32(dt * gn2))
     r0, r1 = starts[b], starts[b + 1]
-    e_r = np.empty(cols, dtype=np.float32)
-    z_r = np.empty(cols, dtype=np.float32)
-    e_k = np.empty(cols, dtype=np.float32)
-    z_k = np.empty(cols, dtype=np.float32)
-    h_r = np.empty(cols, dtype=np.float32)
-    h_k = np.empty(cols, dtype=np.float32)
-    x_old = np.empty(cols + 1, dtype=qx.dtype)
+    e_r, z_r, e_k, z_k, h_r, h_k = rows32[0], rows32[1], rows32[2], rows32[3], rows32[4], rows32[5]
+    x_old, prev_old, cur_old = row_qx, rows_q[0], rows_q[1]
     _levels32(z[r0], h[r0], e_r, z_r, h_r)
-    prev_old = np.empty(cols, dtype=qy.dtype)
-    cur_old = np.empty(cols, dtype=qy.dtype)
     if b == 0:
         for c in range(cols):
             prev_old[c] = qy[0, c]
@@ -601,7 +598,7 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             limited[r] = _drain_factor(h_row, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _save_old_seam(qy, starts, seam_old, b):
     """Old discharges on the two face rows at the top of block b (centred scheme), before pass 1 of block b-1."""
     for c in range(qy.shape[1]):
@@ -625,7 +622,7 @@ def _totals(tally):
     return sums, deepest, finite
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy):
     """Between pass 1 of blocks b-1 and b and pass 2 of either: block b's seam.
 
@@ -663,11 +660,11 @@ def _sum(a):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
                       has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
-                      tally):
-    """Pass 2 on one block of rows, top to bottom.
+                      tally, rows32, rows_q, rows64):
+    """Pass 2 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``rows64``: the thread's row buffers).
 
     A limited flux is rounded to the storage type once and that value is used
     by both cells of the face.  Faces on block seams come from the raw copies
@@ -678,11 +675,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
     rows, cols = h.shape
     dt_dx, dt_dy = dt / dx, dt / dy
     r0, r1 = starts[b], starts[b + 1]
-    bot_seam = np.empty(cols, dtype=qy.dtype)
-    new32 = np.empty(cols, dtype=np.float32)
-    high32 = np.empty(cols, dtype=np.float32)
-    pre = np.empty(cols)
-    buf = np.empty(cols)
+    bot_seam, new32, high32, pre, buf = rows_q[2], rows32[6], rows32[7], rows64[0], rows64[1]
     for r in range(r0, r1):
         fr, hr, qxr, act = f[r], h[r], qx[r], active[r]
         here_limited = limited[r] > 0
@@ -802,10 +795,10 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
         _track(new32, high32, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta, t_end,
-          arrival_depth, max_depth, max_speed, arrival, tally):
+          arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
 
     Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
@@ -816,32 +809,33 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
     first, last = bands[j], bands[j + 1] - 1
     centred = theta < 1.0
     row_max = tally[:, 5]
+    r32, rq, rqx, r64 = rows32[j], rows_q[j], rows_qx[j], rows64[j]
     if centred and first < last:
         _save_old_seam(qy, starts, seam_old, first + 1)
     _flux_block(first, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-                f, limited, row_max, dt, dx, dy, h_min, theta)
+                f, limited, row_max, dt, dx, dy, h_min, theta, r32, rq, rqx)
     if first == 0:
         _seam_block(0, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
     for b in range(first + 1, last + 1):
         if centred and b < last:
             _save_old_seam(qy, starts, seam_old, b + 1)
         _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-                    f, limited, row_max, dt, dx, dy, h_min, theta)
+                    f, limited, row_max, dt, dx, dy, h_min, theta, r32, rq, rqx)
         _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         if b - 1 > first or first == 0:
             _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, seam, src, src_uniform,
                               per_cell_src, has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
-                              max_speed, arrival, tally)
+                              max_speed, arrival, tally, r32, rq, r64)
     if last == nb - 1 and (last > first or first == 0):
         _continuity_block(last, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
                           has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
-                          tally)
+                          tally, r32, rq, r64)
 
 
 @njit(parallel=True, **_JIT)
 def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
                 seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
-                t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+                t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams.
 
     The blocks on either side of a seam between bands are ``_SEAM_ROWS`` rows
@@ -855,23 +849,23 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
     for j in prange(nbands):
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
               seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
-              t_end, arrival_depth, max_depth, max_speed, arrival, tally)
+              t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
     for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         for b in range(bands[j] - 1, bands[j] + 1):
             _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
                               has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
-                              tally)
+                              tally, rows32[0], rows_q[0], rows64[0])
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
                  seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
-                 t_end, arrival_depth, max_depth, max_speed, arrival, tally):
+                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """One step on the calling thread: all blocks as one band."""
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
-          t_end, arrival_depth, max_depth, max_speed, arrival, tally)
+          t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
 
 
 @njit(inline="always", **_JIT)
@@ -1037,6 +1031,11 @@ class Simulation:
         nb = self._starts.size - 1
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
         self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
+        nbands = self._bands.size - 1  # row buffers of each thread's band (the kernels allocate nothing)
+        self._rows32 = np.zeros((nbands, 8, cols), dtype=np.float32)
+        self._rows_q = np.zeros((nbands, 3, cols), dtype=dtype)
+        self._rows_qx = np.zeros((nbands, cols + 1), dtype=dtype)
+        self._rows64 = np.zeros((nbands, 2, cols))
         self._f = np.ones((rows, cols), dtype=np.float32)
         self._limited = np.zeros(rows, dtype=np.int64)
         self._tally = np.zeros((rows, _N_TALLY))
@@ -1119,7 +1118,8 @@ class Simulation:
                      self._per_face_n, self._open, self._edge_slope, self._starts, self._seam_old, self._seam,
                      self._f, self._limited, self._active, src, src_uniform, per_cell, per_cell or src_uniform < 0.0,
                      dt_s, dx, dy, self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth,
-                     self._max_speed2, self._arrival, self._tally)
+                     self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q, self._rows_qx,
+                     self._rows64)
         sums, self._h_max, finite = _totals(self._tally)
         if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
