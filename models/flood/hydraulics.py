@@ -697,19 +697,21 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
             for c in range(cols):
                 raw, here = bot[c], fr[c]
                 bot[c] = raw * (here if raw > 0.0 else _F32_ONE)
-        else:
-            fd = f[k]
-            if k == r1:
-                bot, below = bot_seam, seam[b + 1]
-            else:
-                bot = below = qy[k]
+        elif k == r1:  # from the raw copy: the block below limits these faces in place
+            bot, below, fd = bot_seam, seam[b + 1], f[k]
             if here_limited or limited[k] > 0:
                 for c in range(cols):
                     raw, here, down = below[c], fr[c], fd[c]
                     bot[c] = raw * (here if raw > 0.0 else down)
-            elif k == r1:
+            else:
                 for c in range(cols):
                     bot[c] = below[c]
+        else:  # in place, through one name: with two, LLVM's overlap check fails and the loop runs scalar
+            bot, fd = qy[k], f[k]
+            if here_limited or limited[k] > 0:
+                for c in range(cols):
+                    raw, here, down = bot[c], fr[c], fd[c]
+                    bot[c] = raw * (here if raw > 0.0 else down)
         raw = qxr[0]
         qxr[0] = raw * (_F32_ONE if raw > 0.0 else fr[0])
         raw = qxr[cols]
