@@ -464,26 +464,28 @@ def _levels32(zr, hr, e32, z32, h32):
 
 
 @njit(**_JIT_FACES)
-def _x_faces(e32, z32, qxr, old, nr, per_face_n, fk, dt32, h_min32, centred, w_self, w_side, g_dt_dx):
+def _x_faces(e32, z32, qxr, new, nr, per_face_n, fk, dt32, h_min32, centred, w_self, w_side, g_dt_dx):
     """New discharges (in place) on the inner faces between the columns of one row (float32).
 
-    ``old`` receives a copy of the row's discharges first: the blend reads the
-    old values of both neighbouring faces.  ``fk``: friction coefficients
-    (``_friction_coefficients``) of g dt n^2, or of 1 where n is per face.
+    The blend reads the old values of both neighbouring faces, so the new
+    ones go to the row buffer ``new`` first and are copied back after (from
+    the core's cache: the face loop is the row's first read of ``qxr``).
+    ``fk``: friction coefficients (``_friction_coefficients``) of g dt n^2,
+    or of 1 where n is per face.
     """
     cols = e32.size
     zero = np.float32(0.0)
     if centred:
-        for c in range(cols + 1):
-            old[c] = qxr[c]
         if per_face_n:
             for c in range(1, cols):
-                qxr[c] = _face_q(np.float32(old[c]), np.float32(old[c - 1]), np.float32(old[c + 1]), e32[c - 1],
+                new[c] = _face_q(np.float32(qxr[c]), np.float32(qxr[c - 1]), np.float32(qxr[c + 1]), e32[c - 1],
                                  e32[c], z32[c - 1], z32[c], w_self, w_side, g_dt_dx, fk, dt32 * nr[c], h_min32)
         else:
             for c in range(1, cols):
-                qxr[c] = _face_q(np.float32(old[c]), np.float32(old[c - 1]), np.float32(old[c + 1]), e32[c - 1],
+                new[c] = _face_q(np.float32(qxr[c]), np.float32(qxr[c - 1]), np.float32(qxr[c + 1]), e32[c - 1],
                                  e32[c], z32[c - 1], z32[c], w_self, w_side, g_dt_dx, fk, _F32_ONE, h_min32)
+        for c in range(1, cols):
+            qxr[c] = new[c]
     else:
         for c in range(1, cols):
             n_scale = dt32 * nr[c] if per_face_n else _F32_ONE
@@ -492,29 +494,46 @@ def _x_faces(e32, z32, qxr, old, nr, per_face_n, fk, dt32, h_min32, centred, w_s
 
 
 @njit(**_JIT_FACES)
-def _y_faces(e_r, z_r, e_k, z_k, qk, nk, per_face_n, fk, dt32, h_min32, centred, prev_old, nxt,
-             w_self, w_side, g_dt_dy):
+def _y_faces(e_r, z_r, z_below, h_below, e_k, z_k, h_k, qk, cur_old, nk, per_face_n, fk, dt32, h_min32, centred,
+             prev_old, nxt, w_self, w_side, g_dt_dy):
     """New discharges (in place) on the faces between row r (``e_r``, ``z_r``) and the row below (float32).
 
-    ``prev_old`` and ``nxt`` are the old discharges on the face rows above and
-    below (read only when ``centred``); ``fk`` as in ``_x_faces``.
+    The same loop rounds the row below to float32 (``z_below``, ``h_below``
+    into ``e_k``, ``z_k``, ``h_k``, as ``_levels32``): its bed and depth are
+    read here for the first time in the step, and their loads overlap with
+    the face arithmetic.  ``cur_old`` receives the old discharges (when
+    ``centred``); ``prev_old`` and ``nxt`` are the old discharges on the face
+    rows above and below; ``fk`` as in ``_x_faces``.
     """
     cols = e_r.size
     zero = np.float32(0.0)
     if centred:
         if per_face_n:
             for c in range(cols):
-                qk[c] = _face_q(np.float32(qk[c]), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], e_k[c],
-                                z_r[c], z_k[c], w_self, w_side, g_dt_dy, fk, dt32 * nk[c], h_min32)
+                zc, hc = z_below[c], h_below[c]
+                zk, ek = np.float32(zc), np.float32(zc + hc)
+                z_k[c], e_k[c], h_k[c] = zk, ek, np.float32(hc)
+                q = qk[c]
+                cur_old[c] = q
+                qk[c] = _face_q(np.float32(q), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], ek, z_r[c], zk,
+                                w_self, w_side, g_dt_dy, fk, dt32 * nk[c], h_min32)
         else:
             for c in range(cols):
-                qk[c] = _face_q(np.float32(qk[c]), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], e_k[c],
-                                z_r[c], z_k[c], w_self, w_side, g_dt_dy, fk, _F32_ONE, h_min32)
+                zc, hc = z_below[c], h_below[c]
+                zk, ek = np.float32(zc), np.float32(zc + hc)
+                z_k[c], e_k[c], h_k[c] = zk, ek, np.float32(hc)
+                q = qk[c]
+                cur_old[c] = q
+                qk[c] = _face_q(np.float32(q), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], ek, z_r[c], zk,
+                                w_self, w_side, g_dt_dy, fk, _F32_ONE, h_min32)
     else:
         for c in range(cols):
+            zc, hc = z_below[c], h_below[c]
+            zk, ek = np.float32(zc), np.float32(zc + hc)
+            z_k[c], e_k[c], h_k[c] = zk, ek, np.float32(hc)
             n_scale = dt32 * nk[c] if per_face_n else _F32_ONE
-            qk[c] = _face_q(np.float32(qk[c]), zero, zero, e_r[c], e_k[c], z_r[c], z_k[c],
-                            w_self, w_side, g_dt_dy, fk, n_scale, h_min32)
+            qk[c] = _face_q(np.float32(qk[c]), zero, zero, e_r[c], ek, z_r[c], zk, w_self, w_side, g_dt_dy, fk,
+                            n_scale, h_min32)
 
 
 @njit(**_JIT_ROWS)
@@ -536,7 +555,7 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     fk = _friction_coefficients(_F32_ONE if per_face_n else np.float32(dt * gn2))
     r0, r1 = starts[b], starts[b + 1]
     e_r, z_r, e_k, z_k, h_r, h_k = rows32[0], rows32[1], rows32[2], rows32[3], rows32[4], rows32[5]
-    x_old, prev_old, cur_old = row_qx, rows_q[0], rows_q[1]
+    x_new, prev_old, cur_old = row_qx, rows_q[0], rows_q[1]
     _levels32(z[r0], h[r0], e_r, z_r, h_r)
     if b == 0:
         for c in range(cols):
@@ -555,7 +574,7 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
         qxr, h_row = qx[r], h_r
         if row_max[r] > h_min:
             nr = gn2_x[r] if per_face_n else gn2_x[0]
-            _x_faces(e_r, z_r, qxr, x_old, nr, per_face_n, fk, dt32, h_min32, centred, w_self, w_side, g_dt_dx32)
+            _x_faces(e_r, z_r, qxr, x_new, nr, per_face_n, fk, dt32, h_min32, centred, w_self, w_side, g_dt_dx32)
         else:
             for c in range(1, cols):
                 qxr[c] = 0.0
@@ -572,16 +591,16 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
         k = r + 1
         if k < rows:
             qk = qy[k]
-            if centred:
-                for c in range(cols):
-                    cur_old[c] = qk[c]
-            _levels32(z[k], h[k], e_k, z_k, h_k)
             if max(row_max[r], row_max[k]) > h_min:
                 nk = gn2_y[k] if per_face_n else gn2_y[0]
                 nxt = seam_old[b + 1, 1] if k == r1 else qy[k + 1]
-                _y_faces(e_r, z_r, e_k, z_k, qk, nk, per_face_n, fk, dt32, h_min32, centred,
-                         prev_old, nxt, w_self, w_side, g_dt_dy32)
+                _y_faces(e_r, z_r, z[k], h[k], e_k, z_k, h_k, qk, cur_old, nk, per_face_n, fk, dt32, h_min32,
+                         centred, prev_old, nxt, w_self, w_side, g_dt_dy32)
             else:
+                if centred:
+                    for c in range(cols):
+                        cur_old[c] = qk[c]
+                _levels32(z[k], h[k], e_k, z_k, h_k)
                 for c in range(cols):
                     qk[c] = 0.0
             prev_old, cur_old = cur_old, prev_old
