@@ -625,20 +625,23 @@ def _save_old_seam(qy, starts, seam_old, b):
         seam_old[b, 1, c] = qy[starts[b] + 1, c]
 
 
-@njit(**_JIT)
+@njit(**_JIT_ROWS)
 def _totals(tally):
-    """Column sums of the per-row tallies, the largest depth (m) and whether all are finite."""
-    sums = np.zeros(tally.shape[1] - 1)
-    deepest = 0.0
+    """Sums of the per-row tallies (gains, sink demand, capped, clamped, edge outflow), the largest depth (m)
+    and whether all are finite (a tuple of numbers, so that returning it allocates nothing)."""
+    gains = wants = capped = clamped = edge = deepest = 0.0
     finite = True
     for r in range(tally.shape[0]):
-        for k in range(sums.size):
-            sums[k] += tally[r, k]
-        deepest = max(deepest, tally[r, sums.size])
-        finite = finite and math.isfinite(tally[r, sums.size])
-    for k in range(sums.size):
-        finite = finite and math.isfinite(sums[k])
-    return sums, deepest, finite
+        gains += tally[r, 0]
+        wants += tally[r, 1]
+        capped += tally[r, 2]
+        clamped += tally[r, 3]
+        edge += tally[r, 4]
+        deepest = max(deepest, tally[r, 5])
+        finite = finite and math.isfinite(tally[r, 5])
+    for total in (gains, wants, capped, clamped, edge):
+        finite = finite and math.isfinite(total)
+    return gains, wants, capped, clamped, edge, deepest, finite
 
 
 @njit(**_JIT_ROWS)
@@ -857,7 +860,7 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
 def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
                 seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
-    """One step on threads: each band of blocks on its own, then the blocks at the bands' seams.
+    """One step on threads: each band of blocks on its own, then the blocks at the bands' seams; the step's ``_totals``.
 
     The blocks on either side of a seam between bands are ``_SEAM_ROWS`` rows
     each, so the part left to the calling thread after the bands is small and
@@ -877,16 +880,18 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
             _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
                               has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                               tally, rows32[0], rows_q[0], rows64[0])
+    return _totals(tally)
 
 
 @njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
                  seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
                  t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
-    """One step on the calling thread: all blocks as one band."""
+    """One step on the calling thread: all blocks as one band; the step's ``_totals``."""
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
           t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
+    return _totals(tally)
 
 
 @njit(inline="always", **_JIT)
@@ -1121,7 +1126,7 @@ class Simulation:
         if self.source_rate is None:
             return self._no_src, 0.0, False
         rate = self.source_rate(t_s)
-        if np.ndim(rate) == 0:
+        if isinstance(rate, float) or np.ndim(rate) == 0:
             return self._no_src, float(rate), False
         arr = np.asarray(rate)
         if arr.shape != self.h.shape:
@@ -1135,13 +1140,12 @@ class Simulation:
         dx, dy = self.grid.dx_m, self.grid.dy_m
         t0, t1 = self.t_s, self.t_s + dt_s
         src, src_uniform, per_cell = self._source(t0 + 0.5 * dt_s)
-        self._kernel(self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2,
+        *sums, self._h_max, finite = self._kernel(self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2,
                      self._per_face_n, self._open, self._edge_slope, self._starts, self._seam_old, self._seam,
                      self._f, self._limited, self._active, src, src_uniform, per_cell, per_cell or src_uniform < 0.0,
                      dt_s, dx, dy, self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth,
                      self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q, self._rows_qx,
                      self._rows64)
-        sums, self._h_max, finite = _totals(self._tally)
         if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
                                      "check the sources for NaN, or lower alpha or max_dt_s")
