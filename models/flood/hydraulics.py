@@ -769,20 +769,25 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
                 hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
-        else:  # a uniform gain (or none): _depth without the sink's cap, which is then zero
+        else:  # a uniform gain (or none), s_uniform >= 0: no sink's cap, and the depth keeps a until clamped below
             for c in range(cols):
                 old = hr[c]
-                a = _inflow_depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s_uniform * act[c])
+                a = _flux_depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy) + s_uniform * act[c]
                 new = max(a, 0.0)
-                hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
+                hr[c], new32[c], high32[c] = a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
 
         # tallies: clamped = max(-a, 0), capped = max(want - max(a, 0), 0)
         tally[r, 3] = 0.0
         if lowest < 0:
-            for c in range(cols):
-                buf[c] = max(-pre[c], 0.0)
+            if has_sinks:
+                for c in range(cols):
+                    buf[c] = max(-pre[c], 0.0)
+            else:
+                for c in range(cols):
+                    a = hr[c]
+                    buf[c], hr[c] = max(-a, 0.0), max(a, 0.0)
             tally[r, 3] = _sum(buf)
         tally[r, 2] = 0.0
         if has_sinks:
@@ -895,11 +900,17 @@ def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges,
 
 
 @njit(inline="always", **_JIT)
-def _inflow_depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
-    """Depth (m) of one cell after the fluxes in and out and the gain of a source depth ``s`` (sinks not yet taken)."""
+def _flux_depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy):
+    """Depth (m) of one cell after the fluxes in and out."""
     div = dt_dx * (np.float64(q_west) - np.float64(q_east)) + dt_dy * (
         np.float64(q_north) - np.float64(q_south))
-    return h_old + div + max(s, 0.0)
+    return h_old + div
+
+
+@njit(inline="always", **_JIT)
+def _inflow_depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
+    """Depth (m) of one cell after the fluxes in and out and the gain of a source depth ``s`` (sinks not yet taken)."""
+    return _flux_depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy) + max(s, 0.0)
 
 
 @njit(inline="always", **_JIT)
