@@ -554,8 +554,9 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     dt32, h_min32 = np.float32(dt), np.float32(h_min)
     fk = _friction_coefficients(_F32_ONE if per_face_n else np.float32(dt * gn2))
     r0, r1 = starts[b], starts[b + 1]
-    e_r, z_r, e_k, z_k, h_r, h_k = rows32[0], rows32[1], rows32[2], rows32[3], rows32[4], rows32[5]
-    x_new, prev_old, cur_old = row_qx, rows_q[0], rows_q[1]
+    e_r, z_r, e_k, z_k = rows32[0][:cols], rows32[1][:cols], rows32[2][:cols], rows32[3][:cols]
+    h_r, h_k = rows32[4][:cols], rows32[5][:cols]
+    x_new, prev_old, cur_old = row_qx[:cols + 1], rows_q[0][:cols], rows_q[1][:cols]
     _levels32(z[r0], h[r0], e_r, z_r, h_r)
     if b == 0:
         for c in range(cols):
@@ -697,7 +698,8 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
     rows, cols = h.shape
     dt_dx, dt_dy = dt / dx, dt / dy
     r0, r1 = starts[b], starts[b + 1]
-    bot_seam, new32, high32, pre, buf = rows_q[2], rows32[6], rows32[7], rows64[0], rows64[1]
+    bot_seam, new32, high32 = rows_q[2][:cols], rows32[6][:cols], rows32[7][:cols]
+    pre, buf = rows64[0][:cols], rows64[1][:cols]
     for r in range(r0, r1):
         fr, hr, qxr, act = f[r], h[r], qx[r], active[r]
         here_limited = limited[r] > 0
@@ -1028,7 +1030,8 @@ class Simulation:
         self.h_min_m, self.arrival_depth_m = float(h_min_m), float(arrival_depth_m)
         self.source_rate = source_rate
         rows, cols = grid.shape
-        self._z = grid.kernel_bed()
+        self._z = _staggered((rows, cols), np.float64, 0)
+        self._z[...] = grid.kernel_bed()
         self._area = grid.cell_area_m2
         self._min_d = min(grid.dx_m, grid.dy_m)
         self._active = grid.active.astype(np.uint8)
@@ -1039,7 +1042,7 @@ class Simulation:
             [p.flat for p in (*self._inflows, *self._levels)] or [np.zeros(0, np.int64)]))
         self._boundary_rows = self._boundary_flat // cols
 
-        h = np.zeros((rows, cols))
+        h = _staggered((rows, cols), np.float64, 1)
         if initial_depth_m is not None:
             h[...] = initial_depth_m
         if not (np.all(np.isfinite(h[grid.active])) and np.all(h[grid.active] >= 0)):
@@ -1047,8 +1050,8 @@ class Simulation:
         h[~grid.active] = 0.0
         hold_levels(h.ravel(), self._levels, 0.0, self._area)
         self.h = h
-        self.qx = np.zeros((rows, cols + 1), dtype=dtype)
-        self.qy = np.zeros((rows + 1, cols), dtype=dtype)
+        self.qx = _staggered((rows, cols + 1), dtype, 2)
+        self.qy = _staggered((rows + 1, cols), dtype, 3)
         self.t_s = 0.0
         self.steps = 0
         self.cell_updates = 0
@@ -1069,20 +1072,23 @@ class Simulation:
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
         self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
         nbands = self._bands.size - 1  # row buffers of each thread's band (the kernels allocate nothing)
-        self._rows32 = np.zeros((nbands, 8, cols), dtype=np.float32)
-        self._rows_q = np.zeros((nbands, 3, cols), dtype=dtype)
-        self._rows_qx = np.zeros((nbands, cols + 1), dtype=dtype)
-        self._rows64 = np.zeros((nbands, 2, cols))
-        self._f = np.ones((rows, cols), dtype=np.float32)
+        self._rows32 = _row_buffers(nbands, 8, cols, np.float32, 4)
+        self._rows_q = _row_buffers(nbands, 3, cols, dtype, 5)
+        self._rows_qx = _row_buffers(nbands, 1, cols + 1, dtype, 6)[:, 0]
+        self._rows64 = _row_buffers(nbands, 2, cols, np.float64, 7)
+        self._f = _staggered((rows, cols), np.float32, 4)
+        self._f[...] = 1.0
         self._limited = np.zeros(rows, dtype=np.int64)
         self._tally = np.zeros((rows, _N_TALLY))
         self._tally[:, 5] = h.max(axis=1)
         self._h_max = float(h.max())
         self._no_src = np.zeros((1, 1))
 
-        self._max_depth = h.astype(np.float32)
-        self._max_speed2 = np.zeros((rows, cols), dtype=np.float32)
-        self._arrival = np.where(h > self.arrival_depth_m, 0.0, np.nan).astype(np.float32)
+        self._max_depth = _staggered((rows, cols), np.float32, 5)
+        self._max_depth[...] = h
+        self._max_speed2 = _staggered((rows, cols), np.float32, 6)
+        self._arrival = _staggered((rows, cols), np.float32, 7)
+        self._arrival[...] = np.where(h > self.arrival_depth_m, 0.0, np.nan)
 
         self._initial_storage = self.storage_m3()
         self._totals = dict.fromkeys(
@@ -1248,6 +1254,37 @@ class Simulation:
             if on_report is not None:
                 on_report(self.state, self.balance)
         return self.balance
+
+
+_PAGE_BYTES = 4096
+_SLOT_BYTES = 512
+
+
+def _staggered(shape: tuple[int, ...], dtype, slot: int) -> np.ndarray:
+    """Zeros of ``shape`` whose data start ``slot`` x 512 bytes past a 4 KB boundary.
+
+    Large arrays otherwise all start at the same place in a page, so that
+    element c of one row of each shares its address's low 12 bits; a loop
+    that stores to one and then loads from another at the same c waits on a
+    false dependency (4K aliasing).  Each array the kernels sweep together
+    gets its own slot.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(nbytes + 2 * _PAGE_BYTES, dtype=np.uint8)
+    start = (slot * _SLOT_BYTES - raw.ctypes.data) % _PAGE_BYTES
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def _row_buffers(nbands: int, count: int, length: int, dtype, slot: int) -> np.ndarray:
+    """``count`` row buffers of ``length`` per band (staggered; rows 512 bytes apart within a page).
+
+    The kernels use the first ``length`` elements of each row; the rest pads
+    the row so that rows of one buffer do not share page offsets either.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    row_bytes = -(-length * itemsize // _PAGE_BYTES) * _PAGE_BYTES + _SLOT_BYTES
+    return _staggered((nbands, count, row_bytes // itemsize), dtype, slot)
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
