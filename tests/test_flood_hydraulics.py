@@ -413,3 +413,20 @@ def test_flood_package_sets_a_short_spin_unless_the_user_chose_one():
 
     assert _spin_count_after_import({}) == SPIN_COUNT
     assert _spin_count_after_import({"GOMP_SPINCOUNT": "0"}) == "0"
+
+
+def test_kernel_arrays_start_at_their_own_page_offsets():
+    """Arrays swept together are staggered within a 4 KB page; row buffers' rows too (no 4K aliasing)."""
+    from models.flood.hydraulics import _row_buffers, _staggered
+
+    offsets = set()
+    for slot, dtype in enumerate((np.float64, np.float32, np.float32, np.float64)):
+        a = _staggered((37, 53), dtype, slot)
+        assert a.shape == (37, 53) and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert not a.any()
+        offsets.add(a.ctypes.data % 4096)
+    assert offsets == {0, 512, 1024, 1536}
+    rows = _row_buffers(2, 8, 1000, np.float32, 3)
+    starts = {rows[j, i].ctypes.data % 4096 for j in range(2) for i in range(8)}
+    assert len(starts) == 8 and min(starts) % 512 == 0  # the eight rows of a band at eight different offsets
+    assert rows.shape[2] >= 1000
