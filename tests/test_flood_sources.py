@@ -446,3 +446,19 @@ def test_rain_series_rate_is_cached_per_row():
     a = rain.rate_m_per_s(1.0)
     assert rain.rate_m_per_s(59.0) is a
     assert np.allclose(rain.rate_m_per_s(60.0), 2e-6)
+
+
+@pytest.mark.parametrize("model", ["green_ampt", "horton"])
+def test_infiltration_into_a_given_buffer_matches_a_new_array(model, table):
+    classes = np.array([[4, 4, 4], [4, 4, 4]], dtype=np.int16)
+    depth = np.array([[0.0, 1e-4, 0.02], [0.3, 0.0, 1e-6]])
+    fresh, reused = Infiltration(model, classes, table), Infiltration(model, classes, table)
+    buffer = np.full(depth.shape, np.nan)
+    for step in range(5):
+        expected = fresh.sink_m_per_s(depth, 2.0, 1e-5)
+        got = reused.sink_m_per_s(depth, 2.0, 1e-5, out=buffer)
+        assert got is buffer or np.shares_memory(got, buffer)
+        np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(reused.cumulative_m, fresh.cumulative_m)
+    with pytest.raises(ValueError, match="out must be"):
+        reused.sink_m_per_s(depth, 2.0, out=np.empty(depth.shape, dtype=np.float32))

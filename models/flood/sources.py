@@ -567,11 +567,13 @@ class Infiltration:
         self.cumulative_m = np.zeros(self.shape, dtype=np.float64)
 
     def sink_m_per_s(self, depth_m: np.ndarray, dt_s: float, rain_m_per_s: np.ndarray | float = 0.0,
-                     *, advance: bool = True) -> np.ndarray:
+                     *, advance: bool = True, out: np.ndarray | None = None) -> np.ndarray:
         """Infiltration rate (m/s) per cell over the next ``dt_s``, at most (depth + rain dt)/dt.
 
         With ``advance`` the returned rate is added to the cumulative depth:
-        the caller is expected to remove exactly that water.
+        the caller is expected to remove exactly that water.  ``out`` (float64,
+        the depth's shape) receives the rates, so that a caller stepping a
+        large grid does not allocate a new array each step.
         """
         depth = np.ascontiguousarray(depth_m).reshape(-1)
         if depth.size != self._class_flat.size:
@@ -579,10 +581,13 @@ class Infiltration:
         rain = np.ascontiguousarray(np.asarray(rain_m_per_s, dtype=np.float64)).reshape(-1)
         if rain.size not in (1, depth.size):
             raise ValueError(f"rain has {rain.size} cells, the land classes {depth.size}")
-        out = np.empty(depth.shape, dtype=depth.dtype if depth.dtype.kind == "f" else np.float64)
+        if out is None:
+            out = np.empty(depth.shape, dtype=depth.dtype if depth.dtype.kind == "f" else np.float64)
+        elif out.size != depth.size or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a contiguous float64 array of {depth.size} cells")
         kernel = _green_ampt_step if self.model == "green_ampt" else _horton_step
         kernel(depth, rain, float(dt_s), self._class_flat, self._p1, self._p2, self._p3,
-               self.cumulative_m.reshape(-1), out, advance)
+               self.cumulative_m.reshape(-1), out.reshape(-1), advance)
         return out.reshape(np.shape(depth_m))
 
     def reset(self) -> None:
