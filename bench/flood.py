@@ -3,6 +3,10 @@
 1. Kernel: cell updates per second of ``models.flood.hydraulics`` on a
    ``--kernel-size`` square crop of the Carlisle 5 m DEM, uniform rain, open
    edges, theta 0.8, after the domain has wetted up (median of ``--repeat``).
+   Then ``twin flood simulate`` with every source on, on the whole 5 m grid
+   (1855 x 1813): rain per zone, Manning's n per land cover, Green-Ampt
+   infiltration per land class, buildings as walls, the three rivers' inflow
+   hydrographs, open edges, for ``--full-duration`` seconds of the storm.
 2. Against landlab's ``OverlandFlow`` (the same local inertial scheme of
    de Almeida et al. 2012, compiled with Cython) on a ``--size`` crop with
    closed edges, uniform rain, the same Manning n, alpha 0.5, theta 0.8,
@@ -22,7 +26,7 @@ on the DEM cells: the share of cells whose wet/dry state (max depth above
 mean absolute difference.
 
     .venv/bin/python bench/flood.py [--size 200] [--duration 1800] [--anuga-size 40]
-        [--anuga-duration 1800] [--kernel-size 1000] [--kernel-steps 200] [--repeat 3]
+        [--anuga-duration 1800] [--kernel-size 1000] [--kernel-steps 200] [--full-duration 300] [--repeat 3]
 
 landlab and ANUGA come with the ``bench`` extra (``pip install -e '.[bench]'``);
 a backend that cannot be imported is reported with the reason and skipped.
@@ -31,9 +35,11 @@ a backend that cannot be imported is reported with the reason and skipped.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -305,6 +311,33 @@ def kernel_speed(size: int, steps: int, times: int, rain_m_s: float) -> tuple[li
     return rates, sim.balance.relative_error
 
 
+MANNING_BY_LAND_CLASS = {"11": 0.035, "20": 0.05}
+"""n (s/m^(1/3)) of the sample's two land classes for the full-physics run: water and wooded strips, built-up land."""
+
+
+def full_physics_speed(duration_s: float, times: int) -> list[float]:
+    """Cell updates/s of ``twin flood simulate`` on the Carlisle 5 m grid with every source on (see the docstring)."""
+    from models.flood.simulate import FloodOptions, prepare, run
+
+    data = ROOT / "gis_data" / "carlisle"
+    rates = []
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "landcover_n.csv"
+        with open(data / "landcover_classes.csv", newline="") as src, open(table, "w", newline="") as dst:
+            out = csv.writer(dst)
+            out.writerow(["value", "manning_n", "land_class"])
+            for row in csv.DictReader(src):
+                out.writerow([row["value"], MANNING_BY_LAND_CLASS[row["land_class"]], row["land_class"]])
+        for i in range(times):
+            options = FloodOptions(dem=data / "dem.tif", duration_s=duration_s, out=Path(tmp) / f"run{i}",
+                                   rain=data / "rain.csv", rain_zones=data / "rain_zones.tif",
+                                   inflows=data / "inflows.geojson", landcover=data / "landcover.tif",
+                                   landcover_table=table, infiltration="green_ampt",
+                                   buildings=data / "buildings_derived.gpkg", boundary="open")
+            rates.append(run(prepare(options)).cell_updates_per_s)
+    return rates
+
+
 def print_runs(case: RainCase, runs: list[Run], wet_m: float) -> None:
     """A table of the runs on one case, then ratios and depth agreement against ours."""
     rows, cols = case.z_m.shape
@@ -352,7 +385,9 @@ def main() -> None:
     parser.add_argument("--manning", type=float, default=0.03, help="Manning n (s/m^(1/3))")
     parser.add_argument("--wet-m", type=float, default=0.1, help="depth that counts as wet (m)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per timing (the median is kept)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["kernel", "landlab", "anuga"],
+    parser.add_argument("--full-duration", type=float, default=300.0,
+                        help="simulated time of the full-physics run on the whole grid (s)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["kernel", "full", "landlab", "anuga"],
                         help="parts to leave out")
     args = parser.parse_args()
 
@@ -367,6 +402,10 @@ def main() -> None:
         print(f"kernel: {args.kernel_size} x {args.kernel_size} Carlisle crop, open edges, theta 0.8, rain: "
               f"{statistics.median(rates):.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}); "
               f"balance error {error:.1e}; numba threading layer {numba.threading_layer()}")
+    if "full" not in args.skip:
+        rates = full_physics_speed(args.full_duration, args.repeat)
+        print(f"twin flood simulate, all sources on, Carlisle 5 m (1855 x 1813), {args.full_duration:g} s: "
+              f"{statistics.median(rates):.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)})")
     if "landlab" not in args.skip:
         case = rain_case(args.size, args.manning, args.rain_mm_h, args.duration)
         compare(case, ["ours", "landlab"], args.repeat, args.wet_m)
