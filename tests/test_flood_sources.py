@@ -462,3 +462,16 @@ def test_infiltration_into_a_given_buffer_matches_a_new_array(model, table):
     np.testing.assert_array_equal(reused.cumulative_m, fresh.cumulative_m)
     with pytest.raises(ValueError, match="out must be"):
         reused.sink_m_per_s(depth, 2.0, out=np.empty(depth.shape, dtype=np.float32))
+
+
+@pytest.mark.parametrize("model", ["green_ampt", "horton"])
+def test_net_rate_is_rain_minus_infiltration_in_one_pass(model, table):
+    classes = np.array([4, 4, 4, -1], dtype=np.int16)  # the last cell is outside the domain
+    depth = np.array([0.0, 1e-4, 0.05, 0.2])
+    rain = np.array([2e-5, 0.0, 1e-5, 3e-5])
+    plain, fused = Infiltration(model, classes, table), Infiltration(model, classes, table)
+    for _ in range(4):
+        expected = rain - plain.sink_m_per_s(depth, 3.0, rain)
+        np.testing.assert_array_equal(fused.net_rate_m_per_s(depth, 3.0, rain), expected)
+    np.testing.assert_array_equal(fused.cumulative_m, plain.cumulative_m)
+    assert expected[3] == rain[3]  # no soil outside the domain: all the rain stays

@@ -744,15 +744,13 @@ class _NetSource:
         self.rain = rain
         self.infiltration = infiltration
         self._rate: np.ndarray | float = 0.0
-        self._sink: np.ndarray | None = None  # reused each step: a new grid-sized array a step costs page faults
+        self._net: np.ndarray | None = None  # reused each step: a new grid-sized array a step costs page faults
 
     def prepare(self, depth_m: np.ndarray, t_s: float, dt_s: float) -> None:
         rain = self.rain.rate_m_per_s(t_s + 0.5 * dt_s) if self.rain is not None else np.zeros(())
-        if self._sink is None or self._sink.shape != np.shape(depth_m):
-            self._sink = np.empty(np.shape(depth_m))
-        sink = self.infiltration.sink_m_per_s(depth_m, dt_s, rain, out=self._sink)
-        np.subtract(rain, sink, out=sink)  # the net rate, in place: the solver reads it during the step
-        self._rate = sink
+        if self._net is None or self._net.shape != np.shape(depth_m):
+            self._net = np.empty(np.shape(depth_m))
+        self._rate = self.infiltration.net_rate_m_per_s(depth_m, dt_s, rain, out=self._net)
 
     def __call__(self, t_s: float) -> np.ndarray | float:
         return self._rate

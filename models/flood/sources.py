@@ -555,7 +555,8 @@ class Infiltration:
         self.shape = np.shape(class_per_cell)
         self.class_index = _class_index(class_per_cell, table["code"], table.attrs.get("source", "infiltration table"))
         flat = self.class_index.ravel()
-        self._class_flat = np.ascontiguousarray(flat, dtype=np.int32)
+        # one byte a cell where the table allows: the step streams this array over the whole grid
+        self._class_flat = np.ascontiguousarray(flat, dtype=np.int8 if len(table) < 128 else np.int32)
         if model == "green_ampt":
             self._p1 = mm_per_h_to_m_per_s(table["Ks_mm_per_h"].to_numpy(np.float64))
             self._p2 = table["psi_mm"].to_numpy(np.float64) * M_PER_MM * table["delta_theta"].to_numpy(np.float64)
@@ -575,6 +576,19 @@ class Infiltration:
         the depth's shape) receives the rates, so that a caller stepping a
         large grid does not allocate a new array each step.
         """
+        return self._step(depth_m, dt_s, rain_m_per_s, advance, out, False)
+
+    def net_rate_m_per_s(self, depth_m: np.ndarray, dt_s: float, rain_m_per_s: np.ndarray | float,
+                         *, out: np.ndarray | None = None) -> np.ndarray:
+        """Rain minus infiltration (m/s) per cell over the next ``dt_s``, advancing the cumulative depth.
+
+        The same numbers as ``rain - sink_m_per_s(...)``, in one pass over the
+        grid (the step streams every array it touches from memory).
+        """
+        return self._step(depth_m, dt_s, rain_m_per_s, True, out, True)
+
+    def _step(self, depth_m: np.ndarray, dt_s: float, rain_m_per_s: np.ndarray | float, advance: bool,
+              out: np.ndarray | None, net: bool) -> np.ndarray:
         depth = np.ascontiguousarray(depth_m).reshape(-1)
         if depth.size != self._class_flat.size:
             raise ValueError(f"depth has {depth.size} cells, the land classes {self._class_flat.size}")
@@ -587,7 +601,7 @@ class Infiltration:
             raise ValueError(f"out must be a contiguous float64 array of {depth.size} cells")
         kernel = _green_ampt_step if self.model == "green_ampt" else _horton_step
         kernel(depth, rain, float(dt_s), self._class_flat, self._p1, self._p2, self._p3,
-               self.cumulative_m.reshape(-1), out.reshape(-1), advance)
+               self.cumulative_m.reshape(-1), out.reshape(-1), advance, net)
         return out.reshape(np.shape(depth_m))
 
     def reset(self) -> None:
@@ -662,36 +676,40 @@ def horton_increment_m(f_m: float, f0: float, fc: float, k: float, dt: float) ->
 
 
 @numba.njit(cache=True, parallel=True)
-def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advance):
+def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advance, net):
+    """Infiltration rate per cell into ``out`` (with ``net``: the rain minus it)."""
     single = rain.size == 1
     for i in numba.prange(depth.size):
         c = cls[i]
-        avail = depth[i] + (rain[0] if single else rain[i]) * dt
+        r = rain[0] if single else rain[i]
+        avail = depth[i] + r * dt
         if c < 0 or avail <= 0.0:
-            out[i] = 0.0
+            out[i] = r if net else 0.0
             continue
         ks_dt = ks[c] * dt
         # Capacity is at least Ks dt: a smaller supply soaks in without solving.
         take = avail if avail <= ks_dt else min(green_ampt_increment_m(cum[i], suction[c], ks_dt), avail)
         if advance:
             cum[i] += take
-        out[i] = take / dt
+        out[i] = r - take / dt if net else take / dt
 
 
 @numba.njit(cache=True, parallel=True)
-def _horton_step(depth, rain, dt, cls, f0, fc, k, cum, out, advance):
+def _horton_step(depth, rain, dt, cls, f0, fc, k, cum, out, advance, net):
+    """Infiltration rate per cell into ``out`` (with ``net``: the rain minus it)."""
     single = rain.size == 1
     for i in numba.prange(depth.size):
         c = cls[i]
-        avail = depth[i] + (rain[0] if single else rain[i]) * dt
+        r = rain[0] if single else rain[i]
+        avail = depth[i] + r * dt
         if c < 0 or avail <= 0.0:
-            out[i] = 0.0
+            out[i] = r if net else 0.0
             continue
         # Capacity is at least fc dt: a smaller supply soaks in without solving.
         take = avail if avail <= fc[c] * dt else min(horton_increment_m(cum[i], f0[c], fc[c], k[c], dt), avail)
         if advance:
             cum[i] += take
-        out[i] = take / dt
+        out[i] = r - take / dt if net else take / dt
 
 
 # ----------------------------------------------------------------------------- urban drainage
