@@ -475,3 +475,19 @@ def test_net_rate_is_rain_minus_infiltration_in_one_pass(model, table):
         np.testing.assert_array_equal(fused.net_rate_m_per_s(depth, 3.0, rain), expected)
     np.testing.assert_array_equal(fused.cumulative_m, plain.cumulative_m)
     assert expected[3] == rain[3]  # no soil outside the domain: all the rain stays
+
+
+def test_green_ampt_supply_check_agrees_with_the_solved_capacity():
+    """All of the supply soaks in exactly when the step's ponded capacity is at least the supply."""
+    from models.flood.sources import _soaks_in_m, green_ampt_increment_m
+
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(3000):
+        f1, suction = rng.choice([0.0, 1e-5, 1e-3, 0.05]), rng.uniform(1e-3, 0.3)
+        ks_dt = 10 ** rng.uniform(-9, -4)
+        capacity = green_ampt_increment_m(f1, suction, ks_dt)
+        supply = capacity * rng.choice([0.5, 0.9, 0.999, 1.001, 1.1, 2.0])
+        assert _soaks_in_m(f1, suction, ks_dt, supply) == (supply <= capacity)
+        checked += 1
+    assert checked == 3000

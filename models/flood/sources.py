@@ -610,8 +610,10 @@ class Infiltration:
 
 @numba.njit(cache=True, inline="always")
 def _y_minus_log1p(y: float) -> float:
-    if y < 1e-4:
-        return y * y * (0.5 - y / 3.0 + y * y / 4.0)
+    """y - ln(1 + y) for y >= 0, without cancellation: its series below y = 1e-3 (the next term is under
+    1e-16 of the sum there), the logarithm above."""
+    if y < 1e-3:
+        return y * y * (0.5 - y * (1.0 / 3.0 - y * (0.25 - y * (0.2 - y * (1.0 / 6.0)))))
     return y - math.log1p(y)
 
 
@@ -675,6 +677,19 @@ def horton_increment_m(f_m: float, f0: float, fc: float, k: float, dt: float) ->
     return fc * dt - span * math.exp(-k * t) * math.expm1(-k * dt)
 
 
+@numba.njit(cache=True, inline="always")
+def _soaks_in_m(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) -> bool:
+    """Whether ponded Green-Ampt capacity over the step is at least ``supply_m`` (then all of it soaks in).
+
+    The residual of ``green_ampt_increment_m`` grows with the increment, so
+    the capacity reaches the supply exactly when the residual at the supply
+    is not positive: one evaluation in place of a Newton solve, for the many
+    cells whose soil could take more than the water at hand.
+    """
+    big = f1_m + suction_m
+    return suction_m > 0.0 and supply_m * f1_m / big + suction_m * _y_minus_log1p(supply_m / big) <= ks_dt_m
+
+
 @numba.njit(cache=True, parallel=True)
 def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advance, net):
     """Infiltration rate per cell into ``out`` (with ``net``: the rain minus it)."""
@@ -688,7 +703,10 @@ def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advanc
             continue
         ks_dt = ks[c] * dt
         # Capacity is at least Ks dt: a smaller supply soaks in without solving.
-        take = avail if avail <= ks_dt else min(green_ampt_increment_m(cum[i], suction[c], ks_dt), avail)
+        if avail <= ks_dt or _soaks_in_m(cum[i], suction[c], ks_dt, avail):
+            take = avail
+        else:
+            take = min(green_ampt_increment_m(cum[i], suction[c], ks_dt), avail)
         if advance:
             cum[i] += take
         out[i] = r - take / dt if net else take / dt
