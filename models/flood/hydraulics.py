@@ -50,7 +50,9 @@ block) and runs pass 2 of a block after pass 1 of the next one; the two-row
 blocks at the bands' seams finish after all bands.  Faces on the seam between
 two blocks are copied before the in-place updates, so that no block reads a
 value another block is rewriting.  Rows whose depth is nowhere above
-``h_min_m`` skip the face computation.  Grids under ``_SERIAL_CELLS`` run on
+``h_min_m`` skip the face computation, and where the rows beside them are
+dry too, their float32 levels and drain factors as well (all their faces
+are zero).  Grids under ``_SERIAL_CELLS`` run on
 the calling thread; the blocks give the same results to the bit whatever
 their number and the number of threads.  The row kernels allocate nothing
 (each thread's row buffers come from the simulation) and are compiled
@@ -598,10 +600,11 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                 _y_faces(e_r, z_r, z[k], h[k], e_k, z_k, h_k, qk, cur_old, nk, per_face_n, fk, dt32, h_min32,
                          centred, prev_old, nxt, w_self, w_side, g_dt_dy32)
             else:
-                if centred:
-                    for c in range(cols):
-                        cur_old[c] = qk[c]
-                _levels32(z[k], h[k], e_k, z_k, h_k)
+                if k + 1 < rows and row_max[k + 1] > h_min:  # the faces below row k come next: they need these
+                    if centred:
+                        for c in range(cols):
+                            cur_old[c] = qk[c]
+                    _levels32(z[k], h[k], e_k, z_k, h_k)
                 for c in range(cols):
                     qk[c] = 0.0
             prev_old, cur_old = cur_old, prev_old
@@ -615,7 +618,12 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                 _edge_row(qy[rows], 1.0, h[rows - 1], z[rows - 1], h[inner], z[inner], rows > 1,
                           gn2_y[rows if per_face_n else 0], per_face_n, gn2, edge_slope, inv_dy, g_dt, dt, h_min)
         if r > r0 or b == 0:
-            limited[r] = _drain_factor(h_row, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
+            above = row_max[r - 1] if r > 0 else 0.0
+            below = row_max[r + 1] if r + 1 < rows else 0.0
+            if max(above, row_max[r], below) > h_min:
+                limited[r] = _drain_factor(h_row, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
+            else:  # every face of the row is zero (its levels were not even made): nothing to limit
+                limited[r] = 0
 
 
 @njit(**_JIT_ROWS)
