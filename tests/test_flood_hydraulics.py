@@ -453,3 +453,21 @@ def test_skipping_dry_rows_changes_nothing():
     for name in ("h", "qx", "qy", "max_depth", "max_speed", "arrival_time_s"):
         np.testing.assert_array_equal(getattr(runs[0], name), getattr(runs[1], name), err_msg=name)
     assert runs[0].balance.relative_error < 1e-12
+
+
+def test_hydrograph_lookups_match_numpy_interp_to_the_bit():
+    """The per-step lookups in Python floats give np.interp's numbers, knots, ends and between."""
+    from models.flood.boundaries import Hydrograph
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        times = np.sort(rng.choice(np.arange(0.0, 10_000.0, 7.3), int(rng.integers(1, 8)), replace=False))
+        values = rng.normal(0.0, 100.0, times.size)
+        series = Hydrograph(times, values)
+        for t in np.concatenate([rng.uniform(-100.0, times[-1] + 100.0, 30), times]):
+            assert series.at(t) == float(np.interp(t, times, values))
+        for t0 in rng.uniform(-50.0, times[-1] + 50.0, 20):
+            t1 = t0 + float(rng.uniform(0.0, 3.0))
+            a, b = np.interp((t0, t1), times, values)
+            if np.searchsorted(times, t0, side="right") >= np.searchsorted(times, t1, side="left"):
+                assert series.integral(t0, t1) == float(0.5 * (a + b) * (t1 - t0))

@@ -29,6 +29,7 @@ last points; their times must strictly increase.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -114,20 +115,31 @@ class Hydrograph:
         object.__setattr__(self, "times_s", t)
         object.__setattr__(self, "values", v)
         object.__setattr__(self, "name", name)
+        # Python floats for the per-step lookups: NumPy's call overhead on one number is ten times the work
+        object.__setattr__(self, "_t", t.tolist())
+        object.__setattr__(self, "_v", v.tolist())
 
     def at(self, t_s: float) -> float:
-        """Value at ``t_s``."""
-        return float(np.interp(t_s, self.times_s, self.values))
+        """Value at ``t_s``: ``np.interp``'s arithmetic, operation for operation, on one number."""
+        t, v, x = self._t, self._v, float(t_s)
+        if x > t[-1]:
+            return v[-1]
+        if x < t[0]:
+            return v[0]
+        j = bisect_right(t, x) - 1  # t[j] <= x < t[j + 1]
+        if j == len(t) - 1 or t[j] == x:
+            return v[j]
+        slope = (v[j + 1] - v[j]) / (t[j + 1] - t[j])
+        return slope * (x - t[j]) + v[j]
 
     def integral(self, t0_s: float, t1_s: float) -> float:
         """Exact integral of the hydrograph from ``t0_s`` to ``t1_s`` (value x s)."""
         if t1_s <= t0_s:
             return 0.0
         t = self.times_s
-        first, end = np.searchsorted(t, t0_s, side="right"), np.searchsorted(t, t1_s, side="left")
+        first, end = bisect_right(self._t, t0_s), bisect_left(self._t, t1_s)
         if first >= end:  # no knot inside: the series is linear over the interval (a flood step's case)
-            a, b = np.interp((t0_s, t1_s), t, self.values)
-            return float(0.5 * (a + b) * (t1_s - t0_s))
+            return 0.5 * (self.at(t0_s) + self.at(t1_s)) * (t1_s - t0_s)
         knots = np.concatenate(([t0_s], t[first:end], [t1_s]))
         vals = np.interp(knots, t, self.values)
         return float(np.sum(0.5 * (vals[1:] + vals[:-1]) * np.diff(knots)))
