@@ -457,8 +457,6 @@ def test_skipping_dry_rows_changes_nothing():
 
 def test_hydrograph_lookups_match_numpy_interp_to_the_bit():
     """The per-step lookups in Python floats give np.interp's numbers, knots, ends and between."""
-    from models.flood.boundaries import Hydrograph
-
     rng = np.random.default_rng(3)
     for _ in range(100):
         times = np.sort(rng.choice(np.arange(0.0, 10_000.0, 7.3), int(rng.integers(1, 8)), replace=False))
