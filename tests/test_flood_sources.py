@@ -479,7 +479,7 @@ def test_net_rate_is_rain_minus_infiltration_in_one_pass(model, table):
 
 def test_green_ampt_supply_check_agrees_with_the_solved_capacity():
     """All of the supply soaks in exactly when the step's ponded capacity is at least the supply."""
-    from models.flood.sources import _soaks_in_m, green_ampt_increment_m
+    from models.flood.sources import _soaks_in, green_ampt_increment_m
 
     rng = np.random.default_rng(7)
     checked = 0
@@ -488,6 +488,6 @@ def test_green_ampt_supply_check_agrees_with_the_solved_capacity():
         ks_dt = 10 ** rng.uniform(-9, -4)
         capacity = green_ampt_increment_m(f1, suction, ks_dt)
         supply = capacity * rng.choice([0.5, 0.9, 0.999, 1.001, 1.1, 2.0])
-        assert _soaks_in_m(f1, suction, ks_dt, supply) == (supply <= capacity)
+        assert _soaks_in(f1, suction, ks_dt, supply) == (supply <= capacity)
         checked += 1
     assert checked == 3000

@@ -505,7 +505,9 @@ def _y_faces(e_r, z_r, z_below, h_below, e_k, z_k, h_k, qk, cur_old, nk, per_fac
     read here for the first time in the step, and their loads overlap with
     the face arithmetic.  ``cur_old`` receives the old discharges (when
     ``centred``); ``prev_old`` and ``nxt`` are the old discharges on the face
-    rows above and below; ``fk`` as in ``_x_faces``.
+    rows above and below; ``fk`` as in ``_x_faces``.  The loops for per-face
+    and uniform n are written out apiece: a choice inside one loop would read
+    ``nk`` (one value when n is uniform) on every lane.
     """
     cols = e_r.size
     zero = np.float32(0.0)

@@ -617,6 +617,12 @@ def _y_minus_log1p(y: float) -> float:
     return y - math.log1p(y)
 
 
+@numba.njit(cache=True, inline="always")
+def _green_ampt_lhs_m(u_m: float, f1_m: float, suction_m: float, big_m: float) -> float:
+    """Left side u F1/B + S h(u/B) of the implicit Green-Ampt step equation (= Ks dt at the solution)."""
+    return u_m * f1_m / big_m + suction_m * _y_minus_log1p(u_m / big_m)
+
+
 @numba.njit(cache=True)
 def green_ampt_increment_m(f1_m: float, suction_m: float, ks_dt_m: float) -> float:
     """Ponded Green-Ampt infiltration (m) in a step from cumulative ``f1_m``: exact, by Newton.
@@ -633,12 +639,12 @@ def green_ampt_increment_m(f1_m: float, suction_m: float, ks_dt_m: float) -> flo
     if f1_m > 0.0:
         # The rate falls as F grows, so the step's start rate bounds the increment.
         u = min(u, ks_dt_m * (1.0 + suction_m / f1_m))
-    while u * f1_m / big + suction_m * _y_minus_log1p(u / big) < ks_dt_m:
+    while _green_ampt_lhs_m(u, f1_m, suction_m, big) < ks_dt_m:
         u *= 2.0
     # Convex, increasing residual: Newton from the right converges monotonically.
     for _ in range(100):
         y = u / big
-        g = u * f1_m / big + suction_m * _y_minus_log1p(y) - ks_dt_m
+        g = _green_ampt_lhs_m(u, f1_m, suction_m, big) - ks_dt_m
         dg = (f1_m + suction_m * y / (1.0 + y)) / big
         if dg <= 0.0:
             break
@@ -678,7 +684,7 @@ def horton_increment_m(f_m: float, f0: float, fc: float, k: float, dt: float) ->
 
 
 @numba.njit(cache=True, inline="always")
-def _soaks_in_m(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) -> bool:
+def _soaks_in(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) -> bool:
     """Whether ponded Green-Ampt capacity over the step is at least ``supply_m`` (then all of it soaks in).
 
     The residual of ``green_ampt_increment_m`` grows with the increment, so
@@ -686,8 +692,7 @@ def _soaks_in_m(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) 
     is not positive: one evaluation in place of a Newton solve, for the many
     cells whose soil could take more than the water at hand.
     """
-    big = f1_m + suction_m
-    return suction_m > 0.0 and supply_m * f1_m / big + suction_m * _y_minus_log1p(supply_m / big) <= ks_dt_m
+    return suction_m > 0.0 and _green_ampt_lhs_m(supply_m, f1_m, suction_m, f1_m + suction_m) <= ks_dt_m
 
 
 @numba.njit(cache=True, parallel=True)
@@ -703,7 +708,7 @@ def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advanc
             continue
         ks_dt = ks[c] * dt
         # Capacity is at least Ks dt: a smaller supply soaks in without solving.
-        if avail <= ks_dt or _soaks_in_m(cum[i], suction[c], ks_dt, avail):
+        if avail <= ks_dt or _soaks_in(cum[i], suction[c], ks_dt, avail):
             take = avail
         else:
             take = min(green_ampt_increment_m(cum[i], suction[c], ks_dt), avail)
