@@ -81,6 +81,7 @@ from models.flood.boundaries import (
     hold_levels,
     place,
 )
+from models.flood.sources import NO_CELL_SOURCES, ZonedSources, net_rain_row
 
 G_MPS2 = 9.81
 WALL_Z_M = 1.0e30
@@ -89,6 +90,7 @@ _TINY = 1e-300
 _SHARE_MARGIN = 1.0 - 2.0**-20  # keeps float32 rounding of limited fluxes from overdrawing a cell
 _SERIAL_CELLS = 1 << 14  # grids smaller than this (128 x 128) step on one thread (see _blocks)
 _SEAM_ROWS = 2  # rows of the blocks on either side of a seam between two threads' bands (see _blocks)
+_DRY_AROUND = -1  # ``limited`` of a row whose faces pass 1 set to zero: it and its neighbours are no deeper than h_min
 _N_TALLY = 6  # per row: gains, sink demand, capped demand, clamped, edge outflow (q x length), max depth
 
 SourceRate = Callable[[float], "float | np.ndarray"]
@@ -625,7 +627,7 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             if max(above, row_max[r], below) > h_min:
                 limited[r] = _drain_factor(h_row, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
             else:  # every face of the row is zero (its levels were not even made): nothing to limit
-                limited[r] = 0
+                limited[r] = _DRY_AROUND
 
 
 @njit(**_JIT_ROWS)
@@ -694,7 +696,7 @@ def _sum(a):
 
 
 @njit(**_JIT_ROWS)
-def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, cells,
                       has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                       tally, rows32, rows_q, rows64):
     """Pass 2 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``rows64``: the thread's row buffers).
@@ -711,6 +713,11 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
     bot_seam, new32, high32 = rows_q[2][:cols], rows32[6][:cols], rows32[7][:cols]
     pre, buf = rows64[0][:cols], rows64[1][:cols]
     for r in range(r0, r1):
+        if limited[r] == _DRY_AROUND and tally[r, 5] == 0.0 and (
+                cells.row_rain[r] <= 0.0 if cells.soil >= 0 else not per_cell_src and src_uniform == 0.0):
+            for i in range(5):  # no water, no face carries any, no source: nothing changes
+                tally[r, i] = 0.0
+            continue
         fr, hr, qxr, act = f[r], h[r], qx[r], active[r]
         here_limited = limited[r] > 0
         top = qy[r]
@@ -761,7 +768,12 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
         # highest = max of the new depths' bit patterns with the sign cleared: the row's largest depth, or NaN).
         # The three loops repeat their last lines on purpose: moving them into a helper, even an inlined
         # one, stopped LLVM vectorising the loop (1000 x 1000, one thread: 1.9e8 to 1.2e8 cell updates/s).
-        sr = src[r] if per_cell_src else src[0]
+        if cells.soil >= 0:  # rain by zone and infiltration, from the depth this loop is about to read
+            sr = rows64[2][:cols]
+            net_rain_row(cells.soil, hr, cells.zone[r], cells.rain, cells.soil_class[r], cells.p1, cells.p2,
+                         cells.p3, cells.cumulative[r], dt, sr)
+        else:
+            sr = src[r] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
         lowest = highest = np.int64(0)
         if per_cell_src:
@@ -838,7 +850,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
 
 @njit(**_JIT_ROWS)
 def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-          seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta, t_end,
+          seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta, t_end,
           arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
 
@@ -865,17 +877,17 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
         _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         if b - 1 > first or first == 0:
             _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, seam, src, src_uniform,
-                              per_cell_src, has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
+                              per_cell_src, cells, has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
                               max_speed, arrival, tally, r32, rq, r64)
     if last == nb - 1 and (last > first or first == 0):
-        _continuity_block(last, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+        _continuity_block(last, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, cells,
                           has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                           tally, r32, rq, r64)
 
 
 @njit(parallel=True, **_JIT)
 def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-                seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+                seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams; the step's ``_totals``.
 
@@ -889,12 +901,12 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
             _save_old_seam(qy, starts, seam_old, bands[j])
     for j in prange(nbands):
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-              seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+              seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
               t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
     for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         for b in range(bands[j] - 1, bands[j] + 1):
-            _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src,
+            _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, cells,
                               has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                               tally, rows32[0], rows_q[0], rows64[0])
     return _totals(tally)
@@ -902,11 +914,11 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
 
 @njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-                 seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+                 seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
                  t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """One step on the calling thread: all blocks as one band; the step's ``_totals``."""
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
-          seam, f, limited, active, src, src_uniform, per_cell_src, has_sinks, dt, dx, dy, h_min, theta,
+          seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
           t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
     return _totals(tally)
 
@@ -1017,13 +1029,17 @@ class Simulation:
     ``boundary``: ``"closed"``, ``"open"``, a mapping such as ``{"east": "open"}``
     or an :class:`Edges`.  ``source_rate(t_s)`` gives the net source (m/s,
     rain positive, infiltration/drainage negative) as a scalar or a per-cell
-    array; it is called once per step, at the step's mid time.  ``dtype`` is
-    the storage type of the discharges (the face update itself runs in float32).
+    array; it is called once per step, at the step's mid time.  Or
+    ``cell_sources`` (not both): rain by zone and infiltration by land class,
+    which the step applies itself as it updates the depths (one pass over the
+    grid instead of two).  ``dtype`` is the storage type of the discharges
+    (the face update itself runs in float32).
     """
 
     def __init__(self, grid: FloodGrid, *, boundary: str | Mapping[str, str] | Edges = "closed",
                  inflows: Sequence[DischargeInflow] = (), level_boundaries: Sequence[LevelBoundary] = (),
-                 source_rate: SourceRate | None = None, initial_depth_m: float | np.ndarray | None = None,
+                 source_rate: SourceRate | None = None, cell_sources: ZonedSources | None = None,
+                 initial_depth_m: float | np.ndarray | None = None,
                  alpha: float = 0.5, theta: float = 0.8, max_dt_s: float = 10.0, h_min_m: float = 1e-3,
                  arrival_depth_m: float = 0.1, dtype: type = np.float32) -> None:
         if not 0.0 < alpha <= 1.0:
@@ -1038,8 +1054,13 @@ class Simulation:
         self.edges = Edges.parse(boundary)
         self.alpha, self.theta, self.max_dt_s = float(alpha), float(theta), float(max_dt_s)
         self.h_min_m, self.arrival_depth_m = float(h_min_m), float(arrival_depth_m)
-        self.source_rate = source_rate
         rows, cols = grid.shape
+        if source_rate is not None and cell_sources is not None:
+            raise ValueError("give source_rate or cell_sources, not both")
+        if cell_sources is not None and cell_sources.shape != (rows, cols):
+            raise ValueError(f"cell_sources are {cell_sources.shape}, the grid is {(rows, cols)}")
+        self.source_rate = source_rate
+        self.cell_sources = cell_sources
         self._z = _staggered((rows, cols), np.float64, 0)
         self._z[...] = grid.kernel_bed()
         self._area = grid.cell_area_m2
@@ -1085,7 +1106,7 @@ class Simulation:
         self._rows32 = _row_buffers(nbands, 8, cols, np.float32, 4)
         self._rows_q = _row_buffers(nbands, 3, cols, dtype, 5)
         self._rows_qx = _row_buffers(nbands, 1, cols + 1, dtype, 6)[:, 0]
-        self._rows64 = _row_buffers(nbands, 2, cols, np.float64, 7)
+        self._rows64 = _row_buffers(nbands, 3, cols, np.float64, 7)
         self._f = _staggered((rows, cols), np.float32, 4)
         self._f[...] = 1.0
         self._limited = np.zeros(rows, dtype=np.int64)
@@ -1158,7 +1179,7 @@ class Simulation:
         arr = np.asarray(rate)
         if arr.shape != self.h.shape:
             raise ValueError(f"source_rate returned shape {arr.shape}, the grid is {self.h.shape}")
-        if arr.dtype not in (np.float32, np.float64) or not arr.flags.c_contiguous:
+        if arr.dtype != np.float64 or not arr.flags.c_contiguous:  # one compiled step, for float64 rates
             arr = np.ascontiguousarray(arr, dtype=np.float64)
         return arr, 0.0, True
 
@@ -1166,13 +1187,16 @@ class Simulation:
         """Advance by ``dt_s`` (s), which must not exceed :meth:`next_dt_s`."""
         dx, dy = self.grid.dx_m, self.grid.dy_m
         t0, t1 = self.t_s, self.t_s + dt_s
-        src, src_uniform, per_cell = self._source(t0 + 0.5 * dt_s)
-        *sums, self._h_max, finite = self._kernel(self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2,
-                     self._per_face_n, self._open, self._edge_slope, self._starts, self._seam_old, self._seam,
-                     self._f, self._limited, self._active, src, src_uniform, per_cell, per_cell or src_uniform < 0.0,
-                     dt_s, dx, dy, self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth,
-                     self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q, self._rows_qx,
-                     self._rows64)
+        if self.cell_sources is not None:
+            cells, (src, src_uniform, per_cell) = self.cell_sources.at(t0 + 0.5 * dt_s), (self._no_src, 0.0, True)
+        else:
+            cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, self._source(t0 + 0.5 * dt_s)
+        *sums, self._h_max, finite = self._kernel(
+            self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
+            self._open, self._edge_slope, self._starts, self._seam_old, self._seam, self._f, self._limited,
+            self._active, src, src_uniform, per_cell, cells, per_cell or src_uniform < 0.0, dt_s, dx, dy,
+            self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival,
+            self._tally, self._rows32, self._rows_q, self._rows_qx, self._rows64)
         if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
                                      "check the sources for NaN, or lower alpha or max_dt_s")

@@ -42,7 +42,7 @@ from affine import Affine
 
 from models.flood.boundaries import DischargeInflow, Hydrograph, LevelBoundary
 from models.flood.hydraulics import FloodGrid, MassBalance, Simulation, coarsen
-from models.flood.sources import Infiltration, RainSeries, load_infiltration_table, read_rain_csv
+from models.flood.sources import Infiltration, RainSeries, ZonedSources, load_infiltration_table, read_rain_csv
 from twin.errors import InputError, Problem
 from twin.fileio import atomic_write
 from twin.geo.raster import Grid, read_grid
@@ -925,14 +925,35 @@ def run(prep: PreparedRun, feedback: Feedback = NO_FEEDBACK) -> FloodResult:
     return result
 
 
+def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]:
+    """The solver of a prepared run, and what must be done before each of its steps (given the step's length).
+
+    Rain by zone and infiltration go to the solver as cell sources, applied in
+    its own pass over the grid, where zones and land classes fit in a byte a
+    cell; otherwise the net rate per cell is set before each step.
+    """
+    grid, rain, infiltration = prep.grid, prep.rain, prep.infiltration
+    cells, net, source = None, None, None
+    rain_per_cell = rain is not None and rain.cell_column is not None
+    if (infiltration is not None or rain_per_cell) and ZonedSources.fits(rain, infiltration):
+        cells = ZonedSources(rain, infiltration, grid.shape)
+    elif infiltration is not None:
+        net = source = _NetSource(rain, infiltration)
+    elif rain is not None:
+        source = rain.rate_m_per_s
+    sim = Simulation(grid, boundary=prep.options.boundary,
+                     inflows=[b for b in prep.boundaries if isinstance(b, DischargeInflow)],
+                     level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
+                     source_rate=source, cell_sources=cells, initial_depth_m=prep.initial_depth_m,
+                     arrival_depth_m=ARRIVAL_DEPTH_M)
+    if net is None:
+        return sim, lambda dt_s: None
+    return sim, lambda dt_s: net.prepare(sim.state.h, sim.t_s, dt_s)
+
+
 def _run_into(prep: PreparedRun, folder: Path, feedback: Feedback) -> FloodResult:
     opt, domain, grid = prep.options, prep.domain, prep.grid
-    net = _NetSource(prep.rain, prep.infiltration) if prep.infiltration is not None else None
-    source: Callable[[float], Any] | None = net if net is not None else (
-        prep.rain.rate_m_per_s if prep.rain is not None else None)
-    sim = Simulation(grid, boundary=opt.boundary, inflows=[b for b in prep.boundaries if isinstance(b, DischargeInflow)],
-                     level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
-                     source_rate=source, initial_depth_m=prep.initial_depth_m, arrival_depth_m=ARRIVAL_DEPTH_M)
+    sim, before_step = _simulation(prep)
     closed = ~grid.active
 
     def masked(values: np.ndarray) -> np.ndarray:
@@ -950,8 +971,7 @@ def _run_into(prep: PreparedRun, folder: Path, feedback: Feedback) -> FloodResul
     for target, frame, report in schedule:
         while sim.t_s < target - eps:
             dt = _even_step(target - sim.t_s, sim.next_dt_s())
-            if net is not None:
-                net.prepare(sim.state.h, sim.t_s, dt)
+            before_step(dt)
             sim.step(dt)
             if sim.steps == 1:
                 first_step_s = time.perf_counter() - wall0

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -551,6 +552,7 @@ class Infiltration:
             raise InputError(Problem("infiltration", "model", f"{model!r} is not 'green_ampt' or 'horton'"))
         table = load_infiltration_table(table) if not isinstance(table, pd.DataFrame) else table
         self.model = model
+        self.kind = SOIL_GREEN_AMPT if model == "green_ampt" else SOIL_HORTON
         self.table = table
         self.shape = np.shape(class_per_cell)
         self.class_index = _class_index(class_per_cell, table["code"], table.attrs.get("source", "infiltration table"))
@@ -599,9 +601,8 @@ class Infiltration:
             out = np.empty(depth.shape, dtype=depth.dtype if depth.dtype.kind == "f" else np.float64)
         elif out.size != depth.size or out.dtype != np.float64 or not out.flags.c_contiguous:
             raise ValueError(f"out must be a contiguous float64 array of {depth.size} cells")
-        kernel = _green_ampt_step if self.model == "green_ampt" else _horton_step
-        kernel(depth, rain, float(dt_s), self._class_flat, self._p1, self._p2, self._p3,
-               self.cumulative_m.reshape(-1), out.reshape(-1), advance, net)
+        _soil_step(self.kind, depth, rain, float(dt_s), self._class_flat, self._p1, self._p2, self._p3,
+                   self.cumulative_m.reshape(-1), out.reshape(-1), advance, net)
         return out.reshape(np.shape(depth_m))
 
     def reset(self) -> None:
@@ -695,8 +696,30 @@ def _soaks_in(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) ->
     return suction_m > 0.0 and _green_ampt_lhs_m(supply_m, f1_m, suction_m, f1_m + suction_m) <= ks_dt_m
 
 
+#: Soil models by number, as the compiled row step takes them.
+SOIL_NONE, SOIL_GREEN_AMPT, SOIL_HORTON = 0, 1, 2
+
+
+@numba.njit(cache=True, inline="always")
+def _soil_take_m(kind, avail_m, f1_m, p1, p2, p3, dt):
+    """Water (m) the soil takes in a step from a cell with ``avail_m`` > 0 at hand and cumulative ``f1_m``.
+
+    Green-Ampt (p1 = Ks m/s, p2 = suction S m) or Horton (p1 = f0, p2 = fc m/s,
+    p3 = k 1/s).  A supply below the step's least capacity (Ks dt, fc dt)
+    soaks in without solving.
+    """
+    if kind == SOIL_GREEN_AMPT:
+        ks_dt = p1 * dt
+        if avail_m <= ks_dt or _soaks_in(f1_m, p2, ks_dt, avail_m):
+            return avail_m
+        return min(green_ampt_increment_m(f1_m, p2, ks_dt), avail_m)
+    if avail_m <= p2 * dt:
+        return avail_m
+    return min(horton_increment_m(f1_m, p1, p2, p3, dt), avail_m)
+
+
 @numba.njit(cache=True, parallel=True)
-def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advance, net):
+def _soil_step(kind, depth, rain, dt, cls, p1, p2, p3, cum, out, advance, net):
     """Infiltration rate per cell into ``out`` (with ``net``: the rain minus it)."""
     single = rain.size == 1
     for i in numba.prange(depth.size):
@@ -706,33 +729,117 @@ def _green_ampt_step(depth, rain, dt, cls, ks, suction, unused, cum, out, advanc
         if c < 0 or avail <= 0.0:
             out[i] = r if net else 0.0
             continue
-        ks_dt = ks[c] * dt
-        # Capacity is at least Ks dt: a smaller supply soaks in without solving.
-        if avail <= ks_dt or _soaks_in(cum[i], suction[c], ks_dt, avail):
-            take = avail
+        take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
+        if advance:
+            cum[i] += take
+        out[i] = r - take / dt if net else take / dt
+
+
+@numba.njit(cache=True, inline="always")
+def net_rain_row(kind, depth, zone, rain, cls, p1, p2, p3, cum, dt, out):
+    """Rain minus infiltration (m/s) of one grid row into ``out``, advancing the row's cumulative depth.
+
+    The numbers of ``Infiltration.net_rate_m_per_s`` on the row, from the
+    zone of each cell (``rain[zone]``, m/s) instead of a rate per cell: the
+    solver calls this where it has just read the row's depth, so that the
+    step does not stream the grid a second time.
+    """
+    if kind == SOIL_NONE:
+        for i in range(depth.size):
+            out[i] = rain[zone[i]]
+        return
+    for i in range(depth.size):
+        r = rain[zone[i]]
+        c = cls[i]
+        avail = depth[i] + r * dt
+        if c < 0 or avail <= 0.0:
+            out[i] = r
+            continue
+        take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
+        cum[i] += take
+        out[i] = r - take / dt
+
+
+class CellSources(NamedTuple):
+    """Rain by zone and infiltration by land class, in the form the solver's step applies them.
+
+    The step reads one byte per cell for the zone and one for the land class
+    where a net rate per cell would cost eight, and a separate pass over the
+    grid.  ``soil`` is a ``SOIL_*`` number, or -1 when the solver's own
+    source (uniform or per cell) applies instead.
+    """
+
+    soil: int
+    zone: np.ndarray  # int8 (rows, cols): index into ``rain``
+    rain: np.ndarray  # float64: rain (m/s) of each zone now; the last entry is 0, for cells without rain
+    soil_class: np.ndarray  # int8 (rows, cols): row of the soil parameters, -1 where nothing soaks in
+    p1: np.ndarray  # float64 per class: Ks (Green-Ampt) or f0 (Horton), m/s
+    p2: np.ndarray  # float64 per class: suction S = psi delta_theta (m), or fc (m/s)
+    p3: np.ndarray  # float64 per class: Horton's k (1/s)
+    cumulative: np.ndarray  # float64 (rows, cols): infiltrated depth so far (m), advanced by the step
+    row_rain: np.ndarray  # float64 per row: the most rain (m/s) on any of its cells now (0: a dry row may be skipped)
+
+
+_NO_CLASS = np.full((1, 1), -1, dtype=np.int8)
+#: The solver's argument when no cell sources are in use (the types its compiled step is built for).
+NO_CELL_SOURCES = CellSources(-1, np.zeros((1, 1), dtype=np.int8), np.zeros(1), _NO_CLASS, np.zeros(1),
+                              np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros(1))
+
+
+class ZonedSources:
+    """Rain (uniform or per zone) and infiltration for the solver to apply inside its step.
+
+    :meth:`at` gives the :class:`CellSources` of a time; the rain vector is the
+    series' row, so each cell gets the same number ``RainSeries.rate_m_per_s``
+    would give it.  Only for up to 127 rain columns and land classes (one
+    signed byte per cell); :meth:`fits` says whether a pair qualifies.
+    """
+
+    def __init__(self, rain: RainSeries | None, infiltration: Infiltration | None, shape: tuple[int, int]) -> None:
+        if not self.fits(rain, infiltration):
+            raise ValueError("rain zones or land classes do not fit in one byte a cell; use a per-cell source_rate")
+        self.rain = rain
+        self.infiltration = infiltration
+        self.shape = tuple(shape)
+        if rain is not None and rain.cell_column is not None:
+            if np.shape(rain.cell_column) != self.shape:
+                raise ValueError(f"rain zones are {np.shape(rain.cell_column)}, the grid is {self.shape}")
+            zone = np.ascontiguousarray(rain.cell_column, dtype=np.int8)
         else:
-            take = min(green_ampt_increment_m(cum[i], suction[c], ks_dt), avail)
-        if advance:
-            cum[i] += take
-        out[i] = r - take / dt if net else take / dt
+            zone = np.zeros(self.shape, dtype=np.int8)  # the series' one column on every cell
+        if infiltration is not None:
+            if infiltration.shape != self.shape:
+                raise ValueError(f"land classes are {infiltration.shape}, the grid is {self.shape}")
+            soil, classes, cumulative = infiltration.kind, infiltration._class_flat.reshape(self.shape), \
+                infiltration.cumulative_m
+            params = (infiltration._p1, infiltration._p2, infiltration._p3)
+        else:  # full-sized, so that the step may take any row of them
+            soil, classes, cumulative = SOIL_NONE, np.full(self.shape, -1, dtype=np.int8), np.zeros(self.shape)
+            params = (np.zeros(1), np.zeros(1), np.zeros(1))
+        n_rain = rain.n_columns + 1 if rain is not None else 1
+        self._zones_of_row = np.zeros((self.shape[0], n_rain), dtype=bool)  # which rain columns fall on each row
+        self._zones_of_row[np.repeat(np.arange(self.shape[0]), self.shape[1]), zone.ravel()] = True
+        self._dry = np.zeros(n_rain)
+        self._base = CellSources(soil, zone, self._dry, classes, *params, cumulative, np.zeros(self.shape[0]))
+        self._row = -2
+        self._now = self._base
 
+    @staticmethod
+    def fits(rain: RainSeries | None, infiltration: Infiltration | None) -> bool:
+        columns_ok = rain is None or rain.n_columns + 1 <= 127
+        classes_ok = infiltration is None or infiltration._class_flat.dtype == np.int8
+        return columns_ok and classes_ok
 
-@numba.njit(cache=True, parallel=True)
-def _horton_step(depth, rain, dt, cls, f0, fc, k, cum, out, advance, net):
-    """Infiltration rate per cell into ``out`` (with ``net``: the rain minus it)."""
-    single = rain.size == 1
-    for i in numba.prange(depth.size):
-        c = cls[i]
-        r = rain[0] if single else rain[i]
-        avail = depth[i] + r * dt
-        if c < 0 or avail <= 0.0:
-            out[i] = r if net else 0.0
-            continue
-        # Capacity is at least fc dt: a smaller supply soaks in without solving.
-        take = avail if avail <= fc[c] * dt else min(horton_increment_m(cum[i], f0[c], fc[c], k[c], dt), avail)
-        if advance:
-            cum[i] += take
-        out[i] = r - take / dt if net else take / dt
+    def at(self, t_s: float) -> CellSources:
+        """The sources of a step whose mid time is ``t_s``."""
+        if self.rain is None:
+            return self._base
+        i = self.rain.row_at(t_s)
+        if i != self._row:
+            rain = self.rain._rows_m_per_s[i] if i >= 0 else self._dry
+            row_rain = np.where(self._zones_of_row, rain, 0.0).max(axis=1)
+            self._row, self._now = i, self._base._replace(rain=rain, row_rain=row_rain)
+        return self._now
 
 
 # ----------------------------------------------------------------------------- urban drainage
