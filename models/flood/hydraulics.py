@@ -544,11 +544,15 @@ def _y_faces(e_r, z_r, z_below, h_below, e_k, z_k, h_k, qk, cur_old, nk, per_fac
 
 @njit(**_JIT_ROWS)
 def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                starts, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta, rows32, rows_q, row_qx):
+                starts, span, seam_old, f, limited, row_max, dt, dx, dy, h_min, theta, rows32, rows_q, row_qx):
     """Pass 1 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``row_qx``: the thread's row buffers).
 
     Faces whose cells are all no deeper than ``h_min`` (judged from the row
-    maxima of depth) are set to zero without computing them.
+    maxima of depth) are set to zero without computing them.  Each row is
+    worked on its ``span`` (the columns from its first to its last open
+    cell): faces beyond it have a wall on one side, stay zero and are not
+    touched.  The float32 levels of a row are made on its span, and on the
+    next row's span where the two rows' faces are computed.
     """
     rows, cols = h.shape
     g_dt = G_MPS2 * dt
@@ -563,7 +567,8 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     e_r, z_r, e_k, z_k = rows32[0][:cols], rows32[1][:cols], rows32[2][:cols], rows32[3][:cols]
     h_r, h_k = rows32[4][:cols], rows32[5][:cols]
     x_new, prev_old, cur_old = row_qx[:cols + 1], rows_q[0][:cols], rows_q[1][:cols]
-    _levels32(z[r0], h[r0], e_r, z_r, h_r)
+    lo, hi = span[r0, 0], span[r0, 1]
+    _levels32(z[r0][lo:hi], h[r0][lo:hi], e_r[lo:hi], z_r[lo:hi], h_r[lo:hi])
     if b == 0:
         for c in range(cols):
             prev_old[c] = qy[0, c]
@@ -579,12 +584,15 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             prev_old[c] = seam_old[b, 0, c]
     for r in range(r0, r1):
         qxr, h_row = qx[r], h_r
+        lo, hi = span[r, 0], span[r, 1]
         if row_max[r] > h_min:
-            nr = gn2_x[r] if per_face_n else gn2_x[0]
-            _x_faces(e_r, z_r, qxr, x_new, nr, per_face_n, fk, dt32, h_min32, centred, w_self, w_side, g_dt_dx32)
+            nr = gn2_x[r][lo:hi + 1] if per_face_n else gn2_x[0]
+            _x_faces(e_r[lo:hi], z_r[lo:hi], qxr[lo:hi + 1], x_new[lo:hi + 1], nr, per_face_n, fk, dt32, h_min32,
+                     centred, w_self, w_side, g_dt_dx32)
         else:
-            for c in range(1, cols):
-                qxr[c] = 0.0
+            inner = qxr[lo + 1:hi]  # a view from 0: see _continuity_block
+            for c in range(inner.size):
+                inner[c] = 0.0
         west = east = 0.0  # closed edges carry nothing; open ones read their old discharge
         if open_edges[2]:
             n2 = gn2_x[r, 0] if per_face_n else gn2
@@ -598,19 +606,23 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
         k = r + 1
         if k < rows:
             qk = qy[k]
+            lo_k, hi_k = span[k, 0], span[k, 1]
             if max(row_max[r], row_max[k]) > h_min:
-                nk = gn2_y[k] if per_face_n else gn2_y[0]
+                # row r's levels and the old discharges above it where row k's span passes row r's
+                _widen(z[r], h[r], e_r, z_r, h_r, qy[r], prev_old, centred, lo, hi, lo_k, hi_k)
+                nk = gn2_y[k][lo_k:hi_k] if per_face_n else gn2_y[0]
                 nxt = seam_old[b + 1, 1] if k == r1 else qy[k + 1]
-                _y_faces(e_r, z_r, z[k], h[k], e_k, z_k, h_k, qk, cur_old, nk, per_face_n, fk, dt32, h_min32,
-                         centred, prev_old, nxt, w_self, w_side, g_dt_dy32)
+                _y_faces(e_r[lo_k:hi_k], z_r[lo_k:hi_k], z[k][lo_k:hi_k], h[k][lo_k:hi_k], e_k[lo_k:hi_k],
+                         z_k[lo_k:hi_k], h_k[lo_k:hi_k], qk[lo_k:hi_k], cur_old[lo_k:hi_k], nk, per_face_n, fk,
+                         dt32, h_min32, centred, prev_old[lo_k:hi_k], nxt[lo_k:hi_k], w_self, w_side, g_dt_dy32)
             else:
                 if k + 1 < rows and row_max[k + 1] > h_min:  # the faces below row k come next: they need these
                     if centred:
-                        for c in range(cols):
-                            cur_old[c] = qk[c]
-                    _levels32(z[k], h[k], e_k, z_k, h_k)
-                for c in range(cols):
-                    qk[c] = 0.0
+                        _copy(qk[lo_k:hi_k], cur_old[lo_k:hi_k])
+                    _levels32(z[k][lo_k:hi_k], h[k][lo_k:hi_k], e_k[lo_k:hi_k], z_k[lo_k:hi_k], h_k[lo_k:hi_k])
+                zeros = qk[lo_k:hi_k]
+                for c in range(zeros.size):
+                    zeros[c] = 0.0
             prev_old, cur_old = cur_old, prev_old
             e_r, e_k, z_r, z_k, h_r, h_k = e_k, e_r, z_k, z_r, h_k, h_r
         else:
@@ -625,9 +637,28 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             above = row_max[r - 1] if r > 0 else 0.0
             below = row_max[r + 1] if r + 1 < rows else 0.0
             if max(above, row_max[r], below) > h_min:
-                limited[r] = _drain_factor(h_row, qxr, qy[r], qy[r + 1], f[r], dt_dx, dt_dy)
+                limited[r] = _drain_factor(h_row[lo:hi], qxr[lo:hi + 1], qy[r][lo:hi], qy[r + 1][lo:hi], f[r][lo:hi],
+                                           dt_dx, dt_dy)
             else:  # every face of the row is zero (its levels were not even made): nothing to limit
                 limited[r] = _DRY_AROUND
+
+
+@njit(inline="always", **_JIT)
+def _copy(source, target):
+    """target[:] = source, for row views of one length (a loop from 0, so that it vectorises)."""
+    for c in range(source.size):
+        target[c] = source[c]
+
+
+@njit(inline="always", **_JIT)
+def _widen(zr, hr, e32, z32, h32, q_top, prev_old, centred, lo, hi, lo_k, hi_k):
+    """Row r's float32 levels (and, when ``centred``, the old discharges on its upper faces) on the columns of
+    [lo_k, hi_k) outside [lo, hi), from the arrays: there row r is walls, and its upper faces zero."""
+    for a, e in ((lo_k, min(lo, hi_k)), (max(hi, lo_k), hi_k)):
+        if a < e:
+            _levels32(zr[a:e], hr[a:e], e32[a:e], z32[a:e], h32[a:e])
+            if centred:
+                _copy(q_top[a:e], prev_old[a:e])
 
 
 @njit(**_JIT_ROWS)
@@ -695,8 +726,24 @@ def _sum(a):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
+@njit(inline="always", **_JIT)
+def _sum_span(buf, lo, hi):
+    """``_sum`` of the whole row ``buf`` when it is zero outside [lo, hi), reading only the span.
+
+    The span is widened to multiples of 8 (zeros written there), so each value
+    meets the accumulator it would meet in the whole row, and the sum has the
+    same bits.
+    """
+    lo8, hi8 = lo - lo % 8, min(hi + (-hi) % 8, buf.size)
+    for c in range(lo8, lo):
+        buf[c] = 0.0
+    for c in range(hi, hi8):
+        buf[c] = 0.0
+    return _sum(buf[lo8:hi8])
+
+
 @njit(**_JIT_ROWS)
-def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, cells,
+def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
                       has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                       tally, rows32, rows_q, rows64):
     """Pass 2 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``rows64``: the thread's row buffers).
@@ -719,6 +766,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
                 tally[r, i] = 0.0
             continue
         fr, hr, qxr, act = f[r], h[r], qx[r], active[r]
+        lo, hi = span[r, 0], span[r, 1]
         here_limited = limited[r] > 0
         top = qy[r]
         if r == r0:
@@ -748,19 +796,21 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
                 for c in range(cols):
                     bot[c] = below[c]
         else:  # in place, through one name: with two, LLVM's overlap check fails and the loop runs scalar
-            bot, fd = qy[k], f[k]
+            bot = qy[k]
             if here_limited or limited[k] > 0:
-                for c in range(cols):
-                    raw, here, down = bot[c], fr[c], fd[c]
-                    bot[c] = raw * (here if raw > 0.0 else down)
+                bs, hs, ds = bot[lo:hi], fr[lo:hi], f[k][lo:hi]  # views from 0: a loop from lo would not vectorise
+                for c in range(hi - lo):
+                    raw, here, down = bs[c], hs[c], ds[c]
+                    bs[c] = raw * (here if raw > 0.0 else down)
         raw = qxr[0]
         qxr[0] = raw * (_F32_ONE if raw > 0.0 else fr[0])
         raw = qxr[cols]
         qxr[cols] = raw * (fr[cols - 1] if raw > 0.0 else _F32_ONE)
         if here_limited:
-            for c in range(1, cols):
-                raw, west, here = qxr[c], fr[c - 1], fr[c]
-                qxr[c] = raw * (west if raw > 0.0 else here)
+            xs, fs = qxr[lo:hi], fr[lo:hi]
+            for c in range(1, hi - lo):
+                raw, west, here = xs[c], fs[c - 1], fs[c]
+                xs[c] = raw * (west if raw > 0.0 else here)
 
         # depth: fluxes, then gains, then sinks capped at the water present; the trackers
         # read float32 copies of the new depth and of the larger of old and new
@@ -768,37 +818,42 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
         # highest = max of the new depths' bit patterns with the sign cleared: the row's largest depth, or NaN).
         # The three loops repeat their last lines on purpose: moving them into a helper, even an inlined
         # one, stopped LLVM vectorising the loop (1000 x 1000, one thread: 1.9e8 to 1.2e8 cell updates/s).
+        # The loops run on views of the span, from 0: a loop from lo would index with a number that might be
+        # negative, and the wrap-around stops LLVM vectorising it.
+        n = hi - lo
+        hs, xs, ts, bs, acts = hr[lo:hi], qxr[lo:hi + 1], top[lo:hi], bot[lo:hi], act[lo:hi]
+        pres, bufs, new32s, high32s = pre[lo:hi], buf[lo:hi], new32[lo:hi], high32[lo:hi]
         if cells.soil >= 0:  # rain by zone and infiltration, from the depth this loop is about to read
-            sr = rows64[2][:cols]
-            net_rain_row(cells.soil, hr, cells.zone[r], cells.rain, cells.soil_class[r], cells.p1, cells.p2,
-                         cells.p3, cells.cumulative[r], dt, sr)
+            sr = rows64[2][lo:hi]
+            net_rain_row(cells.soil, hs, cells.zone[r][lo:hi], cells.rain, cells.soil_class[r][lo:hi],
+                         cells.p1, cells.p2, cells.p3, cells.cumulative[r][lo:hi], dt, sr)
         else:
-            sr = src[r] if per_cell_src else src[0]
+            sr = src[r][lo:hi] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
         lowest = highest = np.int64(0)
         if per_cell_src:
-            for c in range(cols):
-                rate, wet = sr[c], act[c]
+            for c in range(n):
+                rate, wet = sr[c], acts[c]
                 s = rate * dt if wet else 0.0
-                old = hr[c]
-                new, a = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
-                hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
+                old = hs[c]
+                new, a = _depth(old, xs[c], xs[c + 1], ts[c], bs[c], dt_dx, dt_dy, s)
+                hs[c], pres[c], new32s[c], high32s[c] = new, a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
         elif has_sinks:
-            for c in range(cols):
-                s = s_uniform * act[c]
-                old = hr[c]
-                new, a = _depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy, s)
-                hr[c], pre[c], new32[c], high32[c] = new, a, np.float32(new), np.float32(max(new, old))
+            for c in range(n):
+                s = s_uniform * acts[c]
+                old = hs[c]
+                new, a = _depth(old, xs[c], xs[c + 1], ts[c], bs[c], dt_dx, dt_dy, s)
+                hs[c], pres[c], new32s[c], high32s[c] = new, a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
         else:  # a uniform gain (or none), s_uniform >= 0: no sink's cap, and the depth keeps a until clamped below
-            for c in range(cols):
-                old = hr[c]
-                a = _flux_depth(old, qxr[c], qxr[c + 1], top[c], bot[c], dt_dx, dt_dy) + s_uniform * act[c]
+            for c in range(n):
+                old = hs[c]
+                a = _flux_depth(old, xs[c], xs[c + 1], ts[c], bs[c], dt_dx, dt_dy) + s_uniform * acts[c]
                 new = max(a, 0.0)
-                hr[c], new32[c], high32[c] = a, np.float32(new), np.float32(max(new, old))
+                hs[c], new32s[c], high32s[c] = a, np.float32(new), np.float32(max(new, old))
                 lowest = min(lowest, _f64_bits(a))
                 highest = max(highest, _f64_bits(new) & _ABS_BITS)
 
@@ -806,36 +861,36 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
         tally[r, 3] = 0.0
         if lowest < 0:
             if has_sinks:
-                for c in range(cols):
-                    buf[c] = max(-pre[c], 0.0)
+                for c in range(n):
+                    bufs[c] = max(-pres[c], 0.0)
             else:
-                for c in range(cols):
-                    a = hr[c]
-                    buf[c], hr[c] = max(-a, 0.0), max(a, 0.0)
-            tally[r, 3] = _sum(buf)
+                for c in range(n):
+                    a = hs[c]
+                    bufs[c], hs[c] = max(-a, 0.0), max(a, 0.0)
+            tally[r, 3] = _sum_span(buf, lo, hi)
         tally[r, 2] = 0.0
         if has_sinks:
             if per_cell_src:
-                for c in range(cols):
-                    rate, wet = sr[c], act[c]
+                for c in range(n):
+                    rate, wet = sr[c], acts[c]
                     want = max(-rate * dt, 0.0) if wet else 0.0
-                    buf[c] = max(want - max(pre[c], 0.0), 0.0)
+                    bufs[c] = max(want - max(pres[c], 0.0), 0.0)
             else:
                 want_uniform = max(-s_uniform, 0.0)
-                for c in range(cols):
-                    want = want_uniform * act[c]
-                    buf[c] = max(want - max(pre[c], 0.0), 0.0)
-            tally[r, 2] = _sum(buf)
+                for c in range(n):
+                    want = want_uniform * acts[c]
+                    bufs[c] = max(want - max(pres[c], 0.0), 0.0)
+            tally[r, 2] = _sum_span(buf, lo, hi)
         tally[r, 0] = tally[r, 1] = 0.0
         if per_cell_src:
-            for c in range(cols):
-                rate, wet = sr[c], act[c]
-                buf[c] = max(rate * dt, 0.0) if wet else 0.0
-            tally[r, 0] = _sum(buf)
-            for c in range(cols):
-                rate, wet = sr[c], act[c]
-                buf[c] = max(-rate * dt, 0.0) if wet else 0.0
-            tally[r, 1] = _sum(buf)
+            for c in range(n):
+                rate, wet = sr[c], acts[c]
+                bufs[c] = max(rate * dt, 0.0) if wet else 0.0
+            tally[r, 0] = _sum_span(buf, lo, hi)
+            for c in range(n):
+                rate, wet = sr[c], acts[c]
+                bufs[c] = max(-rate * dt, 0.0) if wet else 0.0
+            tally[r, 1] = _sum_span(buf, lo, hi)
         tally[r, 5] = _bits_f64(highest)
         edge = (max(-np.float64(qxr[0]), 0.0) + max(np.float64(qxr[cols]), 0.0)) * dy
         if r == 0:
@@ -845,11 +900,12 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_u
             for c in range(cols):
                 edge += max(np.float64(bot[c]), 0.0) * dx
         tally[r, 4] = edge
-        _track(new32, high32, qxr, top, bot, max_depth[r], max_speed[r], arrival[r], h_min, arrival_depth, t_end)
+        _track(new32s, high32s, xs, ts, bs, max_depth[r][lo:hi], max_speed[r][lo:hi], arrival[r][lo:hi], h_min,
+               arrival_depth, t_end)
 
 
 @njit(**_JIT_ROWS)
-def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta, t_end,
           arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
@@ -865,28 +921,28 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
     r32, rq, rqx, r64 = rows32[j], rows_q[j], rows_qx[j], rows64[j]
     if centred and first < last:
         _save_old_seam(qy, starts, seam_old, first + 1)
-    _flux_block(first, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+    _flux_block(first, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                 f, limited, row_max, dt, dx, dy, h_min, theta, r32, rq, rqx)
     if first == 0:
         _seam_block(0, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
     for b in range(first + 1, last + 1):
         if centred and b < last:
             _save_old_seam(qy, starts, seam_old, b + 1)
-        _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+        _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                     f, limited, row_max, dt, dx, dy, h_min, theta, r32, rq, rqx)
         _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         if b - 1 > first or first == 0:
-            _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, seam, src, src_uniform,
+            _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform,
                               per_cell_src, cells, has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
                               max_speed, arrival, tally, r32, rq, r64)
     if last == nb - 1 and (last > first or first == 0):
-        _continuity_block(last, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, cells,
+        _continuity_block(last, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
                           has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                           tally, r32, rq, r64)
 
 
 @njit(parallel=True, **_JIT)
-def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                 seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams; the step's ``_totals``.
@@ -900,24 +956,24 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
         for j in range(1, nbands):
             _save_old_seam(qy, starts, seam_old, bands[j])
     for j in prange(nbands):
-        _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+        _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
               seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
               t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
     for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         for b in range(bands[j] - 1, bands[j] + 1):
-            _continuity_block(b, h, qx, qy, f, limited, active, starts, seam, src, src_uniform, per_cell_src, cells,
+            _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
                               has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
                               tally, rows32[0], rows_q[0], rows64[0])
     return _totals(tally)
 
 
 @njit(**_JIT_ROWS)
-def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                  seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
                  t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64):
     """One step on the calling thread: all blocks as one band; the step's ``_totals``."""
-    _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, seam_old,
+    _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
           t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64)
     return _totals(tally)
@@ -1099,6 +1155,7 @@ class Simulation:
         self._open = self.edges.open_flags()
         self._edge_slope = -1.0 if self.edges.slope is None else float(self.edges.slope)
         self._kernel, self._starts, self._bands = _blocks(rows, cols)
+        self._span = _spans(grid.active)
         nb = self._starts.size - 1
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
         self._seam_old = np.zeros((nb + 1, 2, cols), dtype=dtype)
@@ -1193,7 +1250,7 @@ class Simulation:
             cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, self._source(t0 + 0.5 * dt_s)
         *sums, self._h_max, finite = self._kernel(
             self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
-            self._open, self._edge_slope, self._starts, self._seam_old, self._seam, self._f, self._limited,
+            self._open, self._edge_slope, self._starts, self._span, self._seam_old, self._seam, self._f, self._limited,
             self._active, src, src_uniform, per_cell, cells, per_cell or src_uniform < 0.0, dt_s, dx, dy,
             self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival,
             self._tally, self._rows32, self._rows_q, self._rows_qx, self._rows64)
@@ -1288,6 +1345,19 @@ class Simulation:
             if on_report is not None:
                 on_report(self.state, self.balance)
         return self.balance
+
+
+def _spans(active: np.ndarray) -> np.ndarray:
+    """[first, last + 1) of the open columns of each row ([0, 0) for a row of walls): the columns the kernels work on.
+
+    A domain cut from a map (a city's outline) leaves much of its grid outside;
+    beyond a row's span every face has a wall on one side and stays zero.
+    """
+    any_open = active.any(axis=1)
+    first = active.argmax(axis=1)
+    last = active.shape[1] - active[:, ::-1].argmax(axis=1)
+    return np.ascontiguousarray(np.stack([np.where(any_open, first, 0), np.where(any_open, last, 0)], axis=1),
+                                dtype=np.int64)
 
 
 _PAGE_BYTES = 4096
