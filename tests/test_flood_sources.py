@@ -491,3 +491,41 @@ def test_green_ampt_supply_check_agrees_with_the_solved_capacity():
         assert _soaks_in(f1, suction, ks_dt, supply) == (supply <= capacity)
         checked += 1
     assert checked == 3000
+
+
+def _green_ampt_root_50_digits(f1: float, suction: float, ks_dt: float, guess: float):
+    """The Green-Ampt step increment by Newton in 50-digit decimals (the reference for the float solve)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 50
+        f1_d, s_d, k_d, u = Decimal(f1), Decimal(suction), Decimal(ks_dt), Decimal(guess)
+        big = f1_d + s_d
+        for _ in range(80):
+            y = u / big
+            step = (y * f1_d + s_d * (y - (1 + y).ln()) - k_d) / ((f1_d + s_d * y / (1 + y)) / big)
+            u -= step
+            if abs(step) < Decimal(10) ** -45 * abs(u):
+                break
+        return u
+
+
+def test_green_ampt_increment_is_exact_for_short_and_long_steps():
+    """Short steps take the one-Newton-step path, long ones the loop: both within 1e-12 of a 50-digit root."""
+    from decimal import Decimal
+
+    from models.flood.sources import _green_ampt_short_m
+
+    rng = np.random.default_rng(12)
+    short = long = 0
+    for _ in range(1500):
+        f1 = float(rng.choice([0.0, 1e-7, 1e-5, 1e-4, 2e-3, 2e-2, 0.3, 2.0]) * rng.uniform(0.5, 2.0))
+        suction, ks_dt = float(rng.uniform(1e-4, 0.5)), float(10 ** rng.uniform(-11, 0))
+        u = green_ampt_increment_m(f1, suction, ks_dt)
+        exact = _green_ampt_root_50_digits(f1, suction, ks_dt, u)
+        assert abs(Decimal(u) - exact) <= Decimal(1e-12) * exact, (f1, suction, ks_dt)
+        if _green_ampt_short_m(f1, suction, ks_dt)[1] <= 1e-3:
+            short += 1
+        else:
+            long += 1
+    assert short > 300 and long > 300

@@ -826,7 +826,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
         if cells.soil >= 0:  # rain by zone and infiltration, from the depth this loop is about to read
             sr = rows64[2][lo:hi]
             net_rain_row(cells.soil, hs, cells.zone[r][lo:hi], cells.rain, cells.soil_class[r][lo:hi],
-                         cells.p1, cells.p2, cells.p3, cells.cumulative[r][lo:hi], dt, sr)
+                         cells.p1, cells.p2, cells.p3, cells.cumulative[r][lo:hi], dt, sr, rows64[3:10])
         else:
             sr = src[r][lo:hi] if per_cell_src else src[0]
         s_uniform = src_uniform * dt
@@ -1163,7 +1163,7 @@ class Simulation:
         self._rows32 = _row_buffers(nbands, 8, cols, np.float32, 4)
         self._rows_q = _row_buffers(nbands, 3, cols, dtype, 5)
         self._rows_qx = _row_buffers(nbands, 1, cols + 1, dtype, 6)[:, 0]
-        self._rows64 = _row_buffers(nbands, 3, cols, np.float64, 7)
+        self._rows64 = _row_buffers(nbands, 10, cols, np.float64, 7)  # 3 to 9: the soil solves' scratch
         self._f = _staggered((rows, cols), np.float32, 4)
         self._f[...] = 1.0
         self._limited = np.zeros(rows, dtype=np.int64)

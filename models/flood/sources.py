@@ -610,48 +610,95 @@ class Infiltration:
 
 
 @numba.njit(cache=True, inline="always")
+def _h_series(y: float) -> float:
+    """y - ln(1 + y) by its series to y^6 (error under 4e-16 relative for y < 1e-3)."""
+    return y * y * (0.5 - y * (1.0 / 3.0 - y * (0.25 - y * (0.2 - y * (1.0 / 6.0)))))
+
+
+@numba.njit(cache=True, inline="always")
 def _y_minus_log1p(y: float) -> float:
     """y - ln(1 + y) for y >= 0, without cancellation: its series below y = 1e-3 (the next term is under
     1e-16 of the sum there), the logarithm above."""
     if y < 1e-3:
-        return y * y * (0.5 - y * (1.0 / 3.0 - y * (0.25 - y * (0.2 - y * (1.0 / 6.0)))))
+        return _h_series(y)
     return y - math.log1p(y)
 
 
 @numba.njit(cache=True, inline="always")
-def _green_ampt_lhs_m(u_m: float, f1_m: float, suction_m: float, big_m: float) -> float:
-    """Left side u F1/B + S h(u/B) of the implicit Green-Ampt step equation (= Ks dt at the solution)."""
-    return u_m * f1_m / big_m + suction_m * _y_minus_log1p(u_m / big_m)
+def _y_over_1p(y: float) -> float:
+    """y / (1 + y) for y >= 0: its series below y = 1e-3 (error under 1e-15), a division above."""
+    if y < 1e-3:
+        return _y_over_1p_series(y)
+    return y / (1.0 + y)
+
+
+@numba.njit(cache=True, inline="always")
+def _y_over_1p_series(y: float) -> float:
+    return y * (1.0 - y * (1.0 - y * (1.0 - y * (1.0 - y))))
+
+
+@numba.njit(cache=True, inline="always")
+def _green_ampt_short_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple[float, float]:
+    """(increment m, y of the start) of ``green_ampt_increment_m`` for a short step, without a branch.
+
+    Exact (to round-off) where the start's y is at most 1e-3 and Ks dt, S > 0;
+    otherwise the caller solves with the loop.  Series only, so that a loop of
+    these over many cells runs in vectors.
+    """
+    big = f1_m + suction_m
+    inv_big = 1.0 / big
+    # F1 y + S y^2/2 = Ks dt (h(y) <= y^2/2, so this y is low), then the y^3 term of h to first order
+    y = 2.0 * ks_dt_m / (f1_m + math.sqrt(f1_m * f1_m + 2.0 * suction_m * ks_dt_m))
+    y += suction_m * y * y * y / (3.0 * (f1_m + suction_m * y))
+    u = y * big
+    # The start is within y^2/4 (relative) of the root, and one Newton step squares that (see
+    # green_ampt_increment_m): the short steps of a flood run need no loop.
+    yu = u * inv_big
+    g = yu * f1_m + suction_m * _h_series(yu) - ks_dt_m
+    return max(u - g / ((f1_m + suction_m * _y_over_1p_series(yu)) * inv_big), 0.0), y
+
+
+@numba.njit(cache=True, inline="always")
+def _green_ampt_lhs_m(u_m: float, f1_m: float, suction_m: float, inv_big: float) -> float:
+    """Left side u F1/B + S h(u/B) of the implicit Green-Ampt step equation (= Ks dt at the solution);
+    ``inv_big`` is 1/B."""
+    y = u_m * inv_big
+    return y * f1_m + suction_m * _y_minus_log1p(y)
 
 
 @numba.njit(cache=True)
 def green_ampt_increment_m(f1_m: float, suction_m: float, ks_dt_m: float) -> float:
     """Ponded Green-Ampt infiltration (m) in a step from cumulative ``f1_m``: exact, by Newton.
 
-    Solves u F1/B + S h(u/B) = Ks dt with B = F1 + S and h(y) = y - ln(1 + y),
-    the implicit equation rewritten to avoid cancellation for small steps.
+    Solves F1 y + S h(y) = Ks dt for y = u/B, B = F1 + S, h(y) = y - ln(1 + y)
+    (the implicit equation rewritten to avoid cancellation for short steps).
+    The start solves it with h's series cut after y^3, so that for the short
+    steps of a flood run one Newton step lands on the root (``_green_ampt_short_m``);
+    otherwise one division an iteration (B is inverted once, and h'(y) = y/(1 + y)
+    is a series for small y).
     """
     if ks_dt_m <= 0.0:
         return 0.0
     if suction_m <= 0.0:
         return ks_dt_m
-    big = f1_m + suction_m
-    u = ks_dt_m + math.sqrt(2.0 * suction_m * ks_dt_m)
+    short, y = _green_ampt_short_m(f1_m, suction_m, ks_dt_m)
+    if y <= 1e-3:
+        return short
+    inv_big = 1.0 / (f1_m + suction_m)
+    u = y * (f1_m + suction_m)
     if f1_m > 0.0:
         # The rate falls as F grows, so the step's start rate bounds the increment.
         u = min(u, ks_dt_m * (1.0 + suction_m / f1_m))
-    while _green_ampt_lhs_m(u, f1_m, suction_m, big) < ks_dt_m:
-        u *= 2.0
-    # Convex, increasing residual: Newton from the right converges monotonically.
+    # Convex, increasing residual: Newton converges (from the left, its first step lands right of the root).
+    # After a step of relative size e the error is at most e^2/2 (g'' u / 2 g' <= 1/2), so 1e-7 ends it.
     for _ in range(100):
-        y = u / big
-        g = _green_ampt_lhs_m(u, f1_m, suction_m, big) - ks_dt_m
-        dg = (f1_m + suction_m * y / (1.0 + y)) / big
+        g = _green_ampt_lhs_m(u, f1_m, suction_m, inv_big) - ks_dt_m
+        dg = (f1_m + suction_m * _y_over_1p(u * inv_big)) * inv_big
         if dg <= 0.0:
             break
         step = g / dg
         u -= step
-        if abs(step) <= 1e-13 * u:
+        if abs(step) <= 1e-7 * u:
             break
     return max(u, 0.0)
 
@@ -693,7 +740,18 @@ def _soaks_in(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) ->
     is not positive: one evaluation in place of a Newton solve, for the many
     cells whose soil could take more than the water at hand.
     """
-    return suction_m > 0.0 and _green_ampt_lhs_m(supply_m, f1_m, suction_m, f1_m + suction_m) <= ks_dt_m
+    return suction_m > 0.0 and _green_ampt_lhs_m(supply_m, f1_m, suction_m, 1.0 / (f1_m + suction_m)) <= ks_dt_m
+
+
+@numba.njit(cache=True, inline="always")
+def _all_soaks_in(avail_m, f1_m, suction_m, ks_dt_m):
+    """Whether Green-Ampt's capacity over the step takes all of ``avail_m``.
+
+    Capacity is at most the step's start rate times dt, Ks dt (1 + S/F1): a
+    ponded cell's supply is well above that and needs no further test.
+    """
+    ponded = f1_m > 0.0 and avail_m * f1_m > ks_dt_m * (f1_m + suction_m)
+    return not ponded and (avail_m <= ks_dt_m or _soaks_in(f1_m, suction_m, ks_dt_m, avail_m))
 
 
 #: Soil models by number, as the compiled row step takes them.
@@ -710,7 +768,7 @@ def _soil_take_m(kind, avail_m, f1_m, p1, p2, p3, dt):
     """
     if kind == SOIL_GREEN_AMPT:
         ks_dt = p1 * dt
-        if avail_m <= ks_dt or _soaks_in(f1_m, p2, ks_dt, avail_m):
+        if _all_soaks_in(avail_m, f1_m, p2, ks_dt):
             return avail_m
         return min(green_ampt_increment_m(f1_m, p2, ks_dt), avail_m)
     if avail_m <= p2 * dt:
@@ -736,28 +794,57 @@ def _soil_step(kind, depth, rain, dt, cls, p1, p2, p3, cum, out, advance, net):
 
 
 @numba.njit(cache=True, inline="always")
-def net_rain_row(kind, depth, zone, rain, cls, p1, p2, p3, cum, dt, out):
+def net_rain_row(kind, depth, zone, rain, cls, p1, p2, p3, cum, dt, out, scratch):
     """Rain minus infiltration (m/s) of one grid row into ``out``, advancing the row's cumulative depth.
 
     The numbers of ``Infiltration.net_rate_m_per_s`` on the row, from the
     zone of each cell (``rain[zone]``, m/s) instead of a rate per cell: the
     solver calls this where it has just read the row's depth, so that the
-    step does not stream the grid a second time.
+    step does not stream the grid a second time.  Green-Ampt's solves for
+    ponded cells are gathered into ``scratch`` (seven rows, at least as long)
+    and done in one loop that runs in vectors; the few that are not short
+    steps are solved again one by one.
     """
     if kind == SOIL_NONE:
         for i in range(depth.size):
             out[i] = rain[zone[i]]
         return
-    for i in range(depth.size):
+    n = depth.size  # the scratch rows' first places (row views from 0, so that the loops vectorise)
+    f1s, suctions, ks_dts = scratch[0][:n], scratch[1][:n], scratch[2][:n]
+    avails, takes, starts, where = scratch[3][:n], scratch[4][:n], scratch[5][:n], scratch[6][:n]
+    pending = 0
+    for i in range(n):
         r = rain[zone[i]]
         c = cls[i]
         avail = depth[i] + r * dt
+        out[i] = r
         if c < 0 or avail <= 0.0:
-            out[i] = r
             continue
-        take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
+        if kind == SOIL_GREEN_AMPT:
+            ks_dt, suction = p1[c] * dt, p2[c]
+            if ks_dt <= 0.0:  # green_ampt_increment_m's own cases
+                continue
+            if suction <= 0.0:
+                take = min(ks_dt, avail)
+            elif _all_soaks_in(avail, cum[i], suction, ks_dt):
+                take = avail
+            else:  # to solve below, with the others of the row
+                f1s[pending], suctions[pending], ks_dts[pending] = cum[i], suction, ks_dt
+                avails[pending], where[pending] = avail, i
+                pending += 1
+                continue
+        else:
+            take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
         cum[i] += take
         out[i] = r - take / dt
+    for j in range(pending):  # vectorises
+        takes[j], starts[j] = _green_ampt_short_m(f1s[j], suctions[j], ks_dts[j])
+    for j in range(pending):
+        i = int(where[j])
+        take = takes[j] if starts[j] <= 1e-3 else green_ampt_increment_m(f1s[j], suctions[j], ks_dts[j])
+        take = min(take, avails[j])
+        cum[i] += take
+        out[i] = out[i] - take / dt
 
 
 class CellSources(NamedTuple):
