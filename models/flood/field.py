@@ -29,6 +29,7 @@ from models.flood.sources import (
     Infiltration,
     StormFormula,
     SurfaceSinks,
+    ZonedSources,
 )
 from twin.errors import InputError, Problem
 
@@ -133,14 +134,18 @@ class FloodField:
         if infiltration != "none" and classes is not None:
             infil = Infiltration(infiltration, np.where(prep.grid.active, classes, -1).astype(np.int16))
         drains = drainage_sink(drainage, classes, prep.grid.active) if drainage is not None else None
+        # Without drains, the step itself applies rain and infiltration, at each step's own time and depth.
+        in_step = drains is None and ZonedSources.pays(prep.rain, infil)
         sim = Simulation(prep.grid, boundary=opt.boundary,
                          inflows=[b for b in prep.boundaries if isinstance(b, DischargeInflow)],
                          level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
-                         initial_depth_m=prep.initial_depth_m)
+                         initial_depth_m=prep.initial_depth_m,
+                         cell_sources=ZonedSources(prep.rain, infil, prep.grid.shape) if in_step else None)
         return cls(prep, SurfaceSinks(infil, drains), sim)
 
     def __post_init__(self) -> None:
-        self.sim.source_rate = self._source
+        if self.sim.cell_sources is None:
+            self.sim.source_rate = self._source
 
     # ---- geometry --------------------------------------------------------------------
 
@@ -174,6 +179,8 @@ class FloodField:
         return self._rate
 
     def _set_sources(self, t_s: float, dt_s: float) -> None:
+        if self.sim.cell_sources is not None:  # the step applies them
+            return
         series = self.prep.rain if self.prep is not None else None
         rain = series.rate_m_per_s(t_s + 0.5 * dt_s) if series is not None else np.zeros(())
         if self.sinks.infiltration is None and self.sinks.drainage is None:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from models.flood import hydraulics
+from models.flood import boundaries, hydraulics, simulate, sources
+from models.flood import field as flood_field
 from models.flood.field import DrainageDesign, FloodField
 from twin.fileio import atomic_write
 
@@ -49,6 +50,10 @@ class Forecast:
         return out
 
 
+#: The modules whose code decides a forecast's numbers: a change to any of them makes a new one.
+_SOLVER_CODE = (hydraulics, sources, boundaries, simulate, flood_field)
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("TWIN_CACHE_DIR")
     return (Path(base) if base else Path.home() / ".cache" / "twin") / "forecasts"
@@ -64,7 +69,7 @@ def _key(run: FloodField, factor: int, horizon_s: float, manning_n: float, infil
         "infiltration": infiltration,
         "drainage": None if drainage is None else {**asdict(drainage), "formula": None if drainage.formula is None
                                                    else asdict(drainage.formula)},
-        "solver": hashlib.sha256(Path(hydraulics.__file__).read_bytes()).hexdigest(),
+        "solver": {m.__name__: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in _SOLVER_CODE},
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
 

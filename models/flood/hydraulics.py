@@ -752,7 +752,11 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
     by both cells of the face.  Faces on block seams come from the raw copies
     in ``seam``; the block below owns (writes) them.  Faces between rows with
     no limited cell are left as they are.  Loops are kept short (few arrays
-    each) so that they vectorise.
+    each) so that they vectorise, and run on each row's ``span``.  A row that
+    holds no water, whose faces pass 1 left at zero (``_DRY_AROUND``) and that
+    gets no source keeps every number: only its tallies are zeroed.  With
+    ``cells`` (``soil`` >= 0) the row's source is rain by zone minus
+    infiltration, made here from the depth about to be updated.
     """
     rows, cols = h.shape
     dt_dx, dt_dy = dt / dx, dt / dy

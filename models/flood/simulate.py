@@ -934,8 +934,7 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
     """
     grid, rain, infiltration = prep.grid, prep.rain, prep.infiltration
     cells, net, source = None, None, None
-    rain_per_cell = rain is not None and rain.cell_column is not None
-    if (infiltration is not None or rain_per_cell) and ZonedSources.fits(rain, infiltration):
+    if ZonedSources.pays(rain, infiltration):
         cells = ZonedSources(rain, infiltration, grid.shape)
     elif infiltration is not None:
         net = source = _NetSource(rain, infiltration)

@@ -912,7 +912,17 @@ class ZonedSources:
         self._now = self._base
 
     @staticmethod
+    def pays(rain: RainSeries | None, infiltration: Infiltration | None) -> bool:
+        """Whether the pair is worth applying in the step: it varies from cell to cell, and fits.
+
+        Uniform rain alone stays a single number (the step's fastest path).
+        """
+        per_cell = infiltration is not None or (rain is not None and rain.cell_column is not None)
+        return per_cell and ZonedSources.fits(rain, infiltration)
+
+    @staticmethod
     def fits(rain: RainSeries | None, infiltration: Infiltration | None) -> bool:
+        """Whether rain columns and land classes each fit in one signed byte a cell."""
         columns_ok = rain is None or rain.n_columns + 1 <= 127
         classes_ok = infiltration is None or infiltration._class_flat.dtype == np.int8
         return columns_ok and classes_ok
