@@ -548,7 +548,9 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     """Pass 1 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``row_qx``: the thread's row buffers).
 
     Faces whose cells are all no deeper than ``h_min`` (judged from the row
-    maxima of depth) are set to zero without computing them.  Each row is
+    maxima of depth) are set to zero without computing them, unless a row
+    next to them was ``_DRY_AROUND`` in the last step (``limited`` is read
+    before this pass rewrites it): then they are zero already.  Each row is
     worked on its ``span`` (the columns from its first to its last open
     cell): faces beyond it have a wall on one side, stay zero and are not
     touched.  The float32 levels of a row are made on its span, and on the
@@ -589,7 +591,7 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             nr = gn2_x[r][lo:hi + 1] if per_face_n else gn2_x[0]
             _x_faces(e_r[lo:hi], z_r[lo:hi], qxr[lo:hi + 1], x_new[lo:hi + 1], nr, per_face_n, fk, dt32, h_min32,
                      centred, w_self, w_side, g_dt_dx32)
-        else:
+        elif limited[r] != _DRY_AROUND:  # (still last step's: then these faces were zeroed and stayed so)
             inner = qxr[lo + 1:hi]  # a view from 0: see _continuity_block
             for c in range(inner.size):
                 inner[c] = 0.0
@@ -620,9 +622,10 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                     if centred:
                         _copy(qk[lo_k:hi_k], cur_old[lo_k:hi_k])
                     _levels32(z[k][lo_k:hi_k], h[k][lo_k:hi_k], e_k[lo_k:hi_k], z_k[lo_k:hi_k], h_k[lo_k:hi_k])
-                zeros = qk[lo_k:hi_k]
-                for c in range(zeros.size):
-                    zeros[c] = 0.0
+                if limited[r] != _DRY_AROUND and limited[k] != _DRY_AROUND:  # else zeroed last step, as above
+                    zeros = qk[lo_k:hi_k]
+                    for c in range(zeros.size):
+                        zeros[c] = 0.0
             prev_old, cur_old = cur_old, prev_old
             e_r, e_k, z_r, z_k, h_r, h_k = e_k, e_r, z_k, z_r, h_k, h_r
         else:
