@@ -900,8 +900,9 @@ class ZonedSources:
             soil, classes, cumulative = infiltration.kind, infiltration._class_flat.reshape(self.shape), \
                 infiltration.cumulative_m
             params = (infiltration._p1, infiltration._p2, infiltration._p3)
-        else:  # full-sized, so that the step may take any row of them
-            soil, classes, cumulative = SOIL_NONE, np.full(self.shape, -1, dtype=np.int8), np.zeros(self.shape)
+        else:  # one empty row per grid row: the step takes a row of them, and reads nothing without soil
+            rows = self.shape[0]
+            soil, classes, cumulative = SOIL_NONE, np.empty((rows, 0), dtype=np.int8), np.empty((rows, 0))
             params = (np.zeros(1), np.zeros(1), np.zeros(1))
         n_rain = rain.n_columns + 1 if rain is not None else 1
         self._zones_of_row = np.zeros((self.shape[0], n_rain), dtype=bool)  # which rain columns fall on each row
