@@ -511,21 +511,42 @@ def _green_ampt_root_50_digits(f1: float, suction: float, ks_dt: float, guess: f
 
 
 def test_green_ampt_increment_is_exact_for_short_and_long_steps():
-    """Short steps take the one-Newton-step path, long ones the loop: both within 1e-12 of a 50-digit root."""
+    """Each path of the solve (series for a wet soil, one Newton step, the loop) is within 1e-12 of a 50-digit root."""
     from decimal import Decimal
 
-    from models.flood.sources import _green_ampt_short_m
+    from models.flood.sources import _PONDED_W_MAX, _PONDED_Z_MAX, _green_ampt_ponded_m, _green_ampt_short_m
 
     rng = np.random.default_rng(12)
-    short = long = 0
-    for _ in range(1500):
+    paths = {"series": 0, "short": 0, "loop": 0}
+    for _ in range(2000):
         f1 = float(rng.choice([0.0, 1e-7, 1e-5, 1e-4, 2e-3, 2e-2, 0.3, 2.0]) * rng.uniform(0.5, 2.0))
         suction, ks_dt = float(rng.uniform(1e-4, 0.5)), float(10 ** rng.uniform(-11, 0))
         u = green_ampt_increment_m(f1, suction, ks_dt)
         exact = _green_ampt_root_50_digits(f1, suction, ks_dt, u)
         assert abs(Decimal(u) - exact) <= Decimal(1e-12) * exact, (f1, suction, ks_dt)
-        if _green_ampt_short_m(f1, suction, ks_dt)[1] <= 1e-3:
-            short += 1
+        _, z, w = _green_ampt_ponded_m(f1, suction, ks_dt) if f1 > 0.0 else (0.0, 1.0, 1.0)
+        if z <= _PONDED_Z_MAX and w <= _PONDED_W_MAX:
+            paths["series"] += 1
+        elif _green_ampt_short_m(f1, suction, ks_dt)[1] <= 1e-3:
+            paths["short"] += 1
         else:
-            long += 1
-    assert short > 300 and long > 300
+            paths["loop"] += 1
+    assert min(paths.values()) > 300, paths
+
+
+def test_green_ampt_series_path_is_exact_to_round_off_up_to_its_bounds():
+    """The series and one Newton step, at z and w up to their bounds: within 1e-15 of the 50-digit root."""
+    from decimal import Decimal
+
+    from models.flood.sources import _PONDED_W_MAX, _PONDED_Z_MAX, _green_ampt_ponded_m
+
+    rng = np.random.default_rng(5)
+    worst = 0.0
+    for _ in range(1000):
+        f1, suction = float(10 ** rng.uniform(-5, 0.5)), float(rng.uniform(1e-3, 0.5))
+        z = min(10 ** rng.uniform(-9, 0) * _PONDED_W_MAX * f1 / suction, _PONDED_Z_MAX * rng.uniform(0.5, 1.0))
+        u, z_used, w = _green_ampt_ponded_m(f1, suction, z * f1)
+        assert z_used <= _PONDED_Z_MAX * (1 + 1e-12) and w <= _PONDED_W_MAX * (1 + 1e-12)
+        exact = _green_ampt_root_50_digits(f1, suction, z * f1, u)
+        worst = max(worst, float(abs(Decimal(u) - exact) / exact))
+    assert worst < 1e-15

@@ -832,8 +832,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
         pres, bufs, new32s, high32s = pre[lo:hi], buf[lo:hi], new32[lo:hi], high32[lo:hi]
         if cells.soil >= 0:  # rain by zone and infiltration, from the depth this loop is about to read
             sr = rows64[2][lo:hi]
-            net_rain_row(cells.soil, hs, cells.zone[r][lo:hi], cells.rain, cells.soil_class[r][lo:hi],
-                         cells.p1, cells.p2, cells.p3, cells.cumulative[r][lo:hi], dt, sr, rows64[3:10])
+            net_rain_row(cells, r, lo, hi, hs, dt, sr, rows64[3:10])
         else:
             sr = src[r][lo:hi] if per_cell_src else src[0]
         s_uniform = src_uniform * dt

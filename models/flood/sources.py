@@ -658,6 +658,33 @@ def _green_ampt_short_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple[
     return max(u - g / ((f1_m + suction_m * _y_over_1p_series(yu)) * inv_big), 0.0), y
 
 
+#: Bounds on z = Ks dt / F1 and w = (S / F1) z within which ``_green_ampt_ponded_m`` is exact to round-off.
+_PONDED_Z_MAX, _PONDED_W_MAX = 1e-3, 2e-3
+
+
+@numba.njit(cache=True, inline="always")
+def _green_ampt_ponded_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple[float, float, float]:
+    """(increment m, z, w) of ``green_ampt_increment_m`` for a soil that has taken water, in one division.
+
+    Divided by F1, the step equation reads y + s h(y) = z with s = S/F1 and
+    z = Ks dt/F1.  Its root's series y = z - s z^2/2 + (s/3 + s^2/2) z^3 is
+    within 1.7 m^3 (relative) of it, m = max(z, w), w = s z; one Newton step
+    squares that.  So where z <= 1e-3 and w <= 2e-3 (``_PONDED_*_MAX``; a
+    ponded soil a few millimetres in, at a flood run's steps, has w near
+    1e-4) the result is exact to round-off, with no square root: the many
+    ponded cells of a storm solve in vectors (one division a cell).  F1 > 0
+    is the caller's to check.
+    """
+    inv_f1 = 1.0 / f1_m
+    z = ks_dt_m * inv_f1
+    s = suction_m * inv_f1
+    y = z * (1.0 + z * (-0.5 * s + z * (s * (1.0 / 3.0 + 0.5 * s))))
+    g = y + s * _h_series(y) - z
+    x = s * _y_over_1p_series(y)  # the slope is 1 + x, x <= 2.1e-3: 1/(1 + x) by series (the step is 1e-8 of y)
+    y -= g * (1.0 - x * (1.0 - x * (1.0 - x)))
+    return max(y * (f1_m + suction_m), 0.0), z, s * z
+
+
 @numba.njit(cache=True, inline="always")
 def _green_ampt_lhs_m(u_m: float, f1_m: float, suction_m: float, inv_big: float) -> float:
     """Left side u F1/B + S h(u/B) of the implicit Green-Ampt step equation (= Ks dt at the solution);
@@ -672,15 +699,20 @@ def green_ampt_increment_m(f1_m: float, suction_m: float, ks_dt_m: float) -> flo
 
     Solves F1 y + S h(y) = Ks dt for y = u/B, B = F1 + S, h(y) = y - ln(1 + y)
     (the implicit equation rewritten to avoid cancellation for short steps).
-    The start solves it with h's series cut after y^3, so that for the short
-    steps of a flood run one Newton step lands on the root (``_green_ampt_short_m``);
-    otherwise one division an iteration (B is inverted once, and h'(y) = y/(1 + y)
-    is a series for small y).
+    A soil that has taken water, at a short step, is solved by a series and
+    one Newton step (``_green_ampt_ponded_m``).  Otherwise the start solves it
+    with h's series cut after y^3, so that for short steps one Newton step
+    lands on the root (``_green_ampt_short_m``); else one division an
+    iteration (B is inverted once, and h'(y) = y/(1 + y) is a series for small y).
     """
     if ks_dt_m <= 0.0:
         return 0.0
     if suction_m <= 0.0:
         return ks_dt_m
+    if f1_m > 0.0:
+        u, z, w = _green_ampt_ponded_m(f1_m, suction_m, ks_dt_m)
+        if z <= _PONDED_Z_MAX and w <= _PONDED_W_MAX:
+            return u
     short, y = _green_ampt_short_m(f1_m, suction_m, ks_dt_m)
     if y <= 1e-3:
         return short
@@ -770,6 +802,10 @@ def _soil_take_m(kind, avail_m, f1_m, p1, p2, p3, dt):
         ks_dt = p1 * dt
         if _all_soaks_in(avail_m, f1_m, p2, ks_dt):
             return avail_m
+        if f1_m > 0.0 and ks_dt > 0.0 and p2 > 0.0:  # green_ampt_increment_m's first case, inlined
+            u, z, w = _green_ampt_ponded_m(f1_m, p2, ks_dt)
+            if z <= _PONDED_Z_MAX and w <= _PONDED_W_MAX:
+                return min(u, avail_m)
         return min(green_ampt_increment_m(f1_m, p2, ks_dt), avail_m)
     if avail_m <= p2 * dt:
         return avail_m
@@ -780,6 +816,7 @@ def _soil_take_m(kind, avail_m, f1_m, p1, p2, p3, dt):
 def _soil_step(kind, depth, rain, dt, cls, p1, p2, p3, cum, out, advance, net):
     """Infiltration rate per cell into ``out`` (with ``net``: the rain minus it)."""
     single = rain.size == 1
+    per_s = 1.0 / dt  # rates are depths times 1/dt, in every path, so that they agree to the bit
     for i in numba.prange(depth.size):
         c = cls[i]
         r = rain[0] if single else rain[i]
@@ -790,61 +827,120 @@ def _soil_step(kind, depth, rain, dt, cls, p1, p2, p3, cum, out, advance, net):
         take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
         if advance:
             cum[i] += take
-        out[i] = r - take / dt if net else take / dt
+        out[i] = r - take * per_s if net else take * per_s
 
 
 @numba.njit(cache=True, inline="always")
-def net_rain_row(kind, depth, zone, rain, cls, p1, p2, p3, cum, dt, out, scratch):
-    """Rain minus infiltration (m/s) of one grid row into ``out``, advancing the row's cumulative depth.
+def _green_ampt_cells(depth, rain, ks_dt, suction, cum, dt, per_s, out, hard):
+    """Green-Ampt on a row of cells, branch-free so that it runs in vectors; returns (cells left, wet cells with soil).
 
-    The numbers of ``Infiltration.net_rate_m_per_s`` on the row, from the
-    zone of each cell (``rain[zone]``, m/s) instead of a rate per cell: the
-    solver calls this where it has just read the row's depth, so that the
-    step does not stream the grid a second time.  Green-Ampt's solves for
-    ponded cells are gathered into ``scratch`` (seven rows, at least as long)
-    and done in one loop that runs in vectors; the few that are not short
-    steps are solved again one by one.
+    Per cell: rain (m/s), Ks dt and S of its class (0 where nothing soaks
+    in), cumulative depth ``cum`` (advanced here).  Writes rain minus
+    infiltration into ``out`` (``per_s`` = 1/dt).  The cases are those of
+    ``_soil_take_m`` and give its numbers: every case is computed and the
+    cell's one selected.  A cell none of them settles (fresh soil under a
+    deep supply: ``_soaks_in``'s logarithm or ``green_ampt_increment_m``'s
+    loop) is marked in ``hard``, keeps its cumulative depth and rain, and is
+    counted for the caller.
     """
-    if kind == SOIL_NONE:
-        for i in range(depth.size):
-            out[i] = rain[zone[i]]
-        return
-    n = depth.size  # the scratch rows' first places (row views from 0, so that the loops vectorise)
-    f1s, suctions, ks_dts = scratch[0][:n], scratch[1][:n], scratch[2][:n]
-    avails, takes, starts, where = scratch[3][:n], scratch[4][:n], scratch[5][:n], scratch[6][:n]
-    pending = 0
-    for i in range(n):
-        r = rain[zone[i]]
-        c = cls[i]
+    left = wet_cells = 0
+    for i in range(depth.size):
+        r, e, s, f1 = rain[i], ks_dt[i], suction[i], cum[i]
         avail = depth[i] + r * dt
-        out[i] = r
-        if c < 0 or avail <= 0.0:
+        big = f1 + s
+        y = avail * (1.0 / big)  # _soaks_in's supply test, by series (y < 1e-3)
+        series = y < 1e-3
+        within = y * f1 + s * _h_series(y) <= e
+        ponded = (f1 > 0.0) & (avail * f1 > e * big)  # _all_soaks_in's start-rate bound
+        u, z, w = _green_ampt_ponded_m(f1, s, e)
+        solved = (f1 > 0.0) & (z <= _PONDED_Z_MAX) & (w <= _PONDED_W_MAX)
+        soil = (avail > 0.0) & (e > 0.0) & (s > 0.0)
+        soaks = (not ponded) & ((avail <= e) | (series & within))
+        capped = ponded | (series & (not within))  # takes its capacity: all soaks in only if that is less
+        unsettled = soil & (not soaks) & (not (capped & solved))
+        take = avail if soaks else min(u, avail)
+        if not soil:
+            take = min(e, avail) if (avail > 0.0) & (e > 0.0) else 0.0
+        if unsettled:
+            take = 0.0
+        cum[i] = f1 + take
+        out[i] = r - take * per_s
+        hard[i] = unsettled
+        left += unsettled
+        wet_cells += (avail > 0.0) & (e > 0.0)
+    return left, wet_cells
+
+
+@numba.njit(cache=True, inline="always")
+def _fill_runs(cells, r, lo, hi, dt, rs, ks_dts, suctions):
+    """Each cell's rain (m/s), Ks dt and S on the span [lo, hi) of row ``r``, from the row's runs.
+
+    Zone and land class are constant along runs (about 12 cells in Carlisle),
+    so this stores constants, in vectors, where a lookup per cell would run scalar.
+    """
+    for k in range(cells.run_ptr[r], cells.run_ptr[r + 1]):
+        a, b = max(cells.run_start[k], lo), min(cells.run_end[k], hi)
+        if a >= b:
             continue
-        if kind == SOIL_GREEN_AMPT:
-            ks_dt, suction = p1[c] * dt, p2[c]
-            if ks_dt <= 0.0:  # green_ampt_increment_m's own cases
-                continue
-            if suction <= 0.0:
-                take = min(ks_dt, avail)
-            elif _all_soaks_in(avail, cum[i], suction, ks_dt):
-                take = avail
-            else:  # to solve below, with the others of the row
-                f1s[pending], suctions[pending], ks_dts[pending] = cum[i], suction, ks_dt
-                avails[pending], where[pending] = avail, i
-                pending += 1
-                continue
-        else:
-            take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
-        cum[i] += take
-        out[i] = r - take / dt
-    for j in range(pending):  # vectorises
-        takes[j], starts[j] = _green_ampt_short_m(f1s[j], suctions[j], ks_dts[j])
-    for j in range(pending):
-        i = int(where[j])
-        take = takes[j] if starts[j] <= 1e-3 else green_ampt_increment_m(f1s[j], suctions[j], ks_dts[j])
-        take = min(take, avails[j])
-        cum[i] += take
-        out[i] = out[i] - take / dt
+        c = cells.run_class[k]
+        rv, ev, sv = cells.rain[cells.run_zone[k]], cells.p1[c] * dt, cells.p2[c]
+        ra, ea, sa = rs[a - lo:b - lo], ks_dts[a - lo:b - lo], suctions[a - lo:b - lo]
+        for j in range(b - a):
+            ra[j], ea[j], sa[j] = rv, ev, sv
+
+
+@numba.njit(cache=True, inline="always")
+def net_rain_row(cells, r, lo, hi, depth, dt, out, scratch):
+    """Rain minus infiltration (m/s) on the span [lo, hi) of row ``r`` into ``out``, advancing cumulative depth.
+
+    The numbers of ``Infiltration.net_rate_m_per_s`` on the row, from
+    :class:`CellSources` (rain by zone, soil by land class) instead of a rate
+    per cell: the solver calls this where it has just read the row's
+    ``depth`` (the span's view), so that the step does not stream the grid a
+    second time.  Green-Ampt solves a row in vectors (``_green_ampt_cells``)
+    where at least half its cells were wet the step before; otherwise,
+    and for Horton, the wet cells are solved one by one.  Both give the same
+    numbers.  ``scratch``: four rows at least as long as the span.
+    """
+    n = hi - lo
+    kind, rain_of, zone = cells.soil, cells.rain, cells.zone[r][lo:hi]
+    if kind == SOIL_NONE:
+        for i in range(n):
+            out[i] = rain_of[zone[i]]
+        return
+    cum, cls = cells.cumulative[r][lo:hi], cells.soil_class[r][lo:hi]
+    p1, p2, p3 = cells.p1, cells.p2, cells.p3
+    per_s = 1.0 / dt
+    if kind == SOIL_GREEN_AMPT and cells.row_wet[r] * 2 >= n:
+        rs, ks_dts, suctions, hard = scratch[0][:n], scratch[1][:n], scratch[2][:n], scratch[3][:n]
+        _fill_runs(cells, r, lo, hi, dt, rs, ks_dts, suctions)
+        left, wet = _green_ampt_cells(depth, rs, ks_dts, suctions, cum, dt, per_s, out, hard)
+        cells.row_wet[r] = wet
+        if left:
+            for i in range(n):  # the cells it left: one by one
+                if hard[i]:
+                    c = cls[i]
+                    avail = depth[i] + rs[i] * dt
+                    take = _soil_take_m(kind, avail, cum[i], p1[c], p2[c], p3[c], dt)
+                    cum[i] += take
+                    out[i] = rs[i] - take * per_s
+        return
+    wet = 0
+    for i in range(n):
+        rain = rain_of[zone[i]]
+        out[i] = rain
+        avail = depth[i] + rain * dt
+        if avail <= 0.0:
+            continue
+        c = cls[i]
+        if c == 0 or p1[c] <= 0.0:
+            continue
+        f1 = cum[i]
+        wet += 1
+        take = _soil_take_m(kind, avail, f1, p1[c], p2[c], p3[c], dt)
+        cum[i] = f1 + take
+        out[i] = rain - take * per_s
+    cells.row_wet[r] = wet
 
 
 class CellSources(NamedTuple):
@@ -853,24 +949,53 @@ class CellSources(NamedTuple):
     The step reads one byte per cell for the zone and one for the land class
     where a net rate per cell would cost eight, and a separate pass over the
     grid.  ``soil`` is a ``SOIL_*`` number, or -1 when the solver's own
-    source (uniform or per cell) applies instead.
+    source (uniform or per cell) applies instead.  Indices are unsigned and the
+    parameter tables start with a row of zeros for cells without soil, so
+    that the step looks them up without a branch or a wrap-around check.
     """
 
     soil: int
-    zone: np.ndarray  # int8 (rows, cols): index into ``rain``
+    zone: np.ndarray  # uint8 (rows, cols): index into ``rain``
     rain: np.ndarray  # float64: rain (m/s) of each zone now; the last entry is 0, for cells without rain
-    soil_class: np.ndarray  # int8 (rows, cols): row of the soil parameters, -1 where nothing soaks in
-    p1: np.ndarray  # float64 per class: Ks (Green-Ampt) or f0 (Horton), m/s
-    p2: np.ndarray  # float64 per class: suction S = psi delta_theta (m), or fc (m/s)
-    p3: np.ndarray  # float64 per class: Horton's k (1/s)
+    soil_class: np.ndarray  # uint8 (rows, cols): land class + 1, 0 where nothing soaks in
+    p1: np.ndarray  # float64 per class + 1 (0: none): Ks (Green-Ampt) or f0 (Horton), m/s
+    p2: np.ndarray  # float64 per class + 1: suction S = psi delta_theta (m), or fc (m/s)
+    p3: np.ndarray  # float64 per class + 1: Horton's k (1/s)
     cumulative: np.ndarray  # float64 (rows, cols): infiltrated depth so far (m), advanced by the step
     row_rain: np.ndarray  # float64 per row: the most rain (m/s) on any of its cells now (0: a dry row may be skipped)
+    row_wet: np.ndarray  # int64 per row: its wet cells with soil at the last step (the step's choice of solver)
+    run_ptr: np.ndarray  # int64 (rows + 1): row r's runs of one zone and land class are run_ptr[r] to run_ptr[r + 1]
+    run_start: np.ndarray  # int64 per run: its first column
+    run_end: np.ndarray  # int64 per run: the column after its last
+    run_zone: np.ndarray  # uint8 per run: its zone
+    run_class: np.ndarray  # uint8 per run: its land class + 1
 
 
-_NO_CLASS = np.full((1, 1), -1, dtype=np.int8)
 #: The solver's argument when no cell sources are in use (the types its compiled step is built for).
-NO_CELL_SOURCES = CellSources(-1, np.zeros((1, 1), dtype=np.int8), np.zeros(1), _NO_CLASS, np.zeros(1),
-                              np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros(1))
+NO_CELL_SOURCES = CellSources(-1, np.zeros((1, 1), dtype=np.uint8), np.zeros(1), np.zeros((1, 1), dtype=np.uint8),
+                              np.zeros(1), np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros(1),
+                              np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64),
+                              np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.uint8))
+
+
+def runs_by_row(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of cells along each row over which every one of ``keys`` (same-shape 2D arrays) stays the same.
+
+    Returns ``ptr`` (rows + 1: row r's runs are ptr[r] to ptr[r + 1]), each
+    run's ``start`` and ``end`` columns (end exclusive) and ``first`` (the
+    flat index of each run's first cell, to read the keys there).
+    """
+    rows, cols = keys[0].shape
+    change = np.zeros((rows, cols), dtype=bool)
+    change[:, 0] = True
+    for key in keys:
+        change[:, 1:] |= key[:, 1:] != key[:, :-1]
+    first = np.flatnonzero(change)
+    ptr = np.concatenate(([0], np.cumsum(change.sum(axis=1)))).astype(np.int64)
+    start = (first % cols).astype(np.int64)
+    following = np.append(start[1:], 0)  # a row's next run, or 0 where a new row begins
+    end = np.where(following > start, following, cols).astype(np.int64)
+    return ptr, start, end, first
 
 
 class ZonedSources:
@@ -879,7 +1004,7 @@ class ZonedSources:
     :meth:`at` gives the :class:`CellSources` of a time; the rain vector is the
     series' row, so each cell gets the same number ``RainSeries.rate_m_per_s``
     would give it.  Only for up to 127 rain columns and land classes (one
-    signed byte per cell); :meth:`fits` says whether a pair qualifies.
+    byte per cell); :meth:`fits` says whether a pair qualifies.
     """
 
     def __init__(self, rain: RainSeries | None, infiltration: Infiltration | None, shape: tuple[int, int]) -> None:
@@ -891,24 +1016,27 @@ class ZonedSources:
         if rain is not None and rain.cell_column is not None:
             if np.shape(rain.cell_column) != self.shape:
                 raise ValueError(f"rain zones are {np.shape(rain.cell_column)}, the grid is {self.shape}")
-            zone = np.ascontiguousarray(rain.cell_column, dtype=np.int8)
+            zone = np.ascontiguousarray(rain.cell_column, dtype=np.uint8)
         else:
-            zone = np.zeros(self.shape, dtype=np.int8)  # the series' one column on every cell
+            zone = np.zeros(self.shape, dtype=np.uint8)  # the series' one column on every cell
         if infiltration is not None:
             if infiltration.shape != self.shape:
                 raise ValueError(f"land classes are {infiltration.shape}, the grid is {self.shape}")
-            soil, classes, cumulative = infiltration.kind, infiltration._class_flat.reshape(self.shape), \
-                infiltration.cumulative_m
-            params = (infiltration._p1, infiltration._p2, infiltration._p3)
+            classes = (infiltration._class_flat.reshape(self.shape) + 1).astype(np.uint8)
+            soil, cumulative = infiltration.kind, infiltration.cumulative_m
+            params = tuple(np.concatenate(([0.0], p)) for p in (infiltration._p1, infiltration._p2, infiltration._p3))
         else:  # one empty row per grid row: the step takes a row of them, and reads nothing without soil
             rows = self.shape[0]
-            soil, classes, cumulative = SOIL_NONE, np.empty((rows, 0), dtype=np.int8), np.empty((rows, 0))
+            soil, classes, cumulative = SOIL_NONE, np.empty((rows, 0), dtype=np.uint8), np.empty((rows, 0))
             params = (np.zeros(1), np.zeros(1), np.zeros(1))
         n_rain = rain.n_columns + 1 if rain is not None else 1
         self._zones_of_row = np.zeros((self.shape[0], n_rain), dtype=bool)  # which rain columns fall on each row
         self._zones_of_row[np.repeat(np.arange(self.shape[0]), self.shape[1]), zone.ravel()] = True
         self._dry = np.zeros(n_rain)
-        self._base = CellSources(soil, zone, self._dry, classes, *params, cumulative, np.zeros(self.shape[0]))
+        run_classes = classes if classes.size else np.zeros(self.shape, dtype=np.uint8)
+        ptr, start, end, first = runs_by_row(zone, run_classes)
+        self._base = CellSources(soil, zone, self._dry, classes, *params, cumulative, np.zeros(self.shape[0]),
+                                 np.zeros(self.shape[0], dtype=np.int64), ptr, start, end, zone.ravel()[first], run_classes.ravel()[first])
         self._row = -2
         self._now = self._base
 
