@@ -471,13 +471,11 @@ def test_hydrograph_lookups_match_numpy_interp_to_the_bit():
                 assert series.integral(t0, t1) == float(0.5 * (a + b) * (t1 - t0))
 
 
-@pytest.mark.parametrize("model", ["green_ampt", "horton"])
-def test_cell_sources_in_the_step_match_a_net_rate_per_cell(model):
-    """Rain by zone and infiltration applied inside the step give the bits of a net rate set before each step.
+def _in_step_against_net_rate(model: str, depth0: np.ndarray, soil_f0_m: float = 0.0) -> dict[str, int]:
+    """Run a rain-and-soil case with sources in the step and with a net rate set before each step; assert equal bits.
 
-    The zones rain in turn, so whole rows go without rain and water: the step
-    skips those rows, and a run where every row looks wet (nothing skipped)
-    gives the same bits too.
+    Returns counts of rows: skipped, solved in vectors, one cell at a time,
+    and by the ponded-only loop (as the step chose them from the rows' counts).
     """
     from models.flood.sources import Infiltration, RainSeries, ZonedSources, load_infiltration_table
 
@@ -496,36 +494,59 @@ def test_cell_sources_in_the_step_match_a_net_rate_per_cell(model):
     table = load_infiltration_table()
 
     def soil() -> Infiltration:
-        return Infiltration(model, np.where(grid.active, classes, "-1"), table)
+        s = Infiltration(model, np.where(grid.active, classes, "-1"), table)
+        s.cumulative_m[...] = soil_f0_m
+        return s
 
-    depth0 = np.where(np.arange(120)[None, :] < 15, 0.4, 0.0) * np.ones((200, 1))
-    depth0[150:] = 0.0  # the rows at the bottom start dry
     rate_soil, cell_soils = soil(), [soil(), soil()]
     net_rate = np.zeros(z.shape)
     by_rate = Simulation(grid, initial_depth_m=depth0, boundary="open", source_rate=lambda t: net_rate)
     in_step = [Simulation(grid, initial_depth_m=depth0, boundary="open",
                           cell_sources=ZonedSources(rain, s, grid.shape)) for s in cell_soils]
-    skipped = vector_rows = one_by_one_rows = 0
+    rows = dict.fromkeys(("skipped", "vectors", "one_by_one", "ponded_only"), 0)
     while by_rate.t_s < 200.0 - 1e-9:
         dt = min(by_rate.next_dt_s(), 200.0 - by_rate.t_s)
         t_mid = by_rate.t_s + 0.5 * dt
         net_rate[...] = rate_soil.net_rate_m_per_s(by_rate.h, dt, rain.rate_m_per_s(t_mid))
         cs = in_step[0].cell_sources.at(t_mid)
-        skipped += int(((in_step[0]._tally[:, 5] == 0.0) & (cs.row_rain == 0.0)).sum())
-        vector_rows += int((cs.row_wet * 2 >= 120).sum())  # the step solves in vectors where half a row was wet
-        one_by_one_rows += int(((cs.row_wet > 0) & (cs.row_wet * 2 < 120)).sum())
+        rows["skipped"] += int(((in_step[0]._tally[:, 5] == 0.0) & (cs.row_rain == 0.0)).sum())
+        vectors = cs.row_wet * 2 >= 120  # the step solves in vectors where half a row was wet the step before
+        rows["vectors"] += int(vectors.sum())
+        rows["one_by_one"] += int(((cs.row_wet > 0) & ~vectors).sum())
+        rows["ponded_only"] += int((vectors & (cs.row_ponded * 20 >= cs.row_wet * 19)).sum())
         in_step[1]._tally[:, 5] = np.maximum(in_step[1]._tally[:, 5], 1.0)  # every row looks wet
         for sim in (by_rate, *in_step):
             sim.step(dt)
-    assert skipped > 500
-    if model == "green_ampt":  # rows half wet are solved in vectors, others one cell at a time: both ran
-        assert vector_rows > 1000 and one_by_one_rows > 1000
     for sim, s in zip(in_step, cell_soils):
         for name in ("h", "qx", "qy", "max_depth", "max_speed", "arrival_time_s"):
             np.testing.assert_array_equal(getattr(sim, name), getattr(by_rate, name), err_msg=name)
         np.testing.assert_array_equal(s.cumulative_m, rate_soil.cumulative_m)
         assert sim.balance == by_rate.balance
-    assert rate_soil.cumulative_m.max() > 0.0 and in_step[0].balance.relative_error < 1e-12
+    assert rate_soil.cumulative_m.max() > soil_f0_m and in_step[0].balance.relative_error < 1e-12
+    return rows
+
+
+@pytest.mark.parametrize("model", ["green_ampt", "horton"])
+def test_cell_sources_in_the_step_match_a_net_rate_per_cell(model):
+    """Rain by zone and infiltration applied inside the step give the bits of a net rate set before each step.
+
+    The zones rain in turn, so whole rows go without rain and water: the step
+    skips those rows, and a run where every row looks wet (nothing skipped)
+    gives the same bits too.  Green-Ampt rows are solved in vectors or cell
+    by cell: both ran.
+    """
+    depth0 = np.where(np.arange(120)[None, :] < 15, 0.4, 0.0) * np.ones((200, 1))
+    depth0[150:] = 0.0  # the rows at the bottom start dry
+    rows = _in_step_against_net_rate(model, depth0)
+    assert rows["skipped"] > 500
+    if model == "green_ampt":
+        assert rows["vectors"] > 1000 and rows["one_by_one"] > 1000, rows
+
+
+def test_ponded_rows_in_the_step_match_a_net_rate_per_cell():
+    """A wet soil under standing water: most rows take the step's ponded-only loop, with the same bits."""
+    rows = _in_step_against_net_rate("green_ampt", np.full((200, 120), 0.02), soil_f0_m=0.02)
+    assert rows["ponded_only"] > 0.5 * rows["vectors"] > 1000, rows
 
 
 def test_cell_sources_and_a_source_rate_are_exclusive():
