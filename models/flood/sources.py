@@ -963,6 +963,14 @@ def net_rain_row(cells, r, lo, hi, depth, dt, out, scratch):
                     cum[i] += take
                     out[i] = rs[i] - take * per_s
         return
+    if cells.row_rain[r] <= 0.0:  # no rain on the row now: only wet soil makes a source, and rows rarely have any
+        wet = 0
+        for i in range(n):
+            out[i] = 0.0
+            wet += (depth[i] > 0.0) & (cls[i] > 0)
+        if wet == 0:
+            cells.row_wet[r], cells.row_ponded[r] = 0, 0
+            return
     wet = 0
     for i in range(n):
         rain = rain_of[zone[i]]
@@ -995,7 +1003,7 @@ class CellSources(NamedTuple):
     soil: int
     zone: np.ndarray  # uint8 (rows, cols): index into ``rain``
     rain: np.ndarray  # float64: rain (m/s) of each zone now; the last entry is 0, for cells without rain
-    soil_class: np.ndarray  # uint8 (rows, cols): land class + 1, 0 where nothing soaks in
+    soil_class: np.ndarray  # uint8 (rows, cols): land class + 1, 0 where nothing soaks in (also a class of Ks 0)
     p1: np.ndarray  # float64 per class + 1 (0: none): Ks (Green-Ampt) or f0 (Horton), m/s
     p2: np.ndarray  # float64 per class + 1: suction S = psi delta_theta (m), or fc (m/s)
     p3: np.ndarray  # float64 per class + 1: Horton's k (1/s)
@@ -1062,6 +1070,7 @@ class ZonedSources:
             if infiltration.shape != self.shape:
                 raise ValueError(f"land classes are {infiltration.shape}, the grid is {self.shape}")
             classes = (infiltration._class_flat.reshape(self.shape) + 1).astype(np.uint8)
+            classes[np.append(True, infiltration._p1 <= 0.0)[classes]] = 0  # Ks or f0 of 0: nothing soaks in
             soil, cumulative = infiltration.kind, infiltration.cumulative_m
             params = tuple(np.concatenate(([0.0], p)) for p in (infiltration._p1, infiltration._p2, infiltration._p3))
         else:  # one empty row per grid row: the step takes a row of them, and reads nothing without soil
