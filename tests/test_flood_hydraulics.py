@@ -477,7 +477,13 @@ def _in_step_against_net_rate(model: str, depth0: np.ndarray, soil_f0_m: float =
     Returns counts of rows: skipped, solved in vectors, one cell at a time,
     and by the ponded-only loop (as the step chose them from the rows' counts).
     """
-    from models.flood.sources import Infiltration, RainSeries, ZonedSources, load_infiltration_table
+    from models.flood.sources import (
+        _WET_SHARE_FOR_VECTORS,
+        Infiltration,
+        RainSeries,
+        ZonedSources,
+        load_infiltration_table,
+    )
 
     rng = np.random.default_rng(4)
     z = rng.uniform(0.0, 0.3, (200, 120)) + np.linspace(0.0, 2.0, 120)[None, :]
@@ -510,7 +516,7 @@ def _in_step_against_net_rate(model: str, depth0: np.ndarray, soil_f0_m: float =
         net_rate[...] = rate_soil.net_rate_m_per_s(by_rate.h, dt, rain.rate_m_per_s(t_mid))
         cs = in_step[0].cell_sources.at(t_mid)
         rows["skipped"] += int(((in_step[0]._tally[:, 5] == 0.0) & (cs.row_rain == 0.0)).sum())
-        vectors = cs.row_wet * 2 >= 120  # the step solves in vectors where half a row was wet the step before
+        vectors = cs.row_wet * _WET_SHARE_FOR_VECTORS >= 120  # the step's choice, from the row's last step
         rows["vectors"] += int(vectors.sum())
         rows["one_by_one"] += int(((cs.row_wet > 0) & ~vectors).sum())
         rows["ponded_only"] += int((vectors & (cs.row_ponded * 20 >= cs.row_wet * 19)).sum())

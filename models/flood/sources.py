@@ -923,6 +923,11 @@ def _fill_runs(cells, r, lo, hi, dt, rs, ks_dts, suctions):
             ra[j], ea[j], sa[j] = rv, ev, sv
 
 
+#: A Green-Ampt row is solved in vectors when at least 1/this of its cells were wet the step before
+#: (measured in Carlisle's first minutes of rain: 1/4 and 1/6 ran 15 % slower than 1/2, and 3/4 as fast).
+_WET_SHARE_FOR_VECTORS = 2
+
+
 @numba.njit(cache=True, inline="always")
 def net_rain_row(cells, r, lo, hi, depth, dt, out, scratch):
     """Rain minus infiltration (m/s) on the span [lo, hi) of row ``r`` into ``out``, advancing cumulative depth.
@@ -946,7 +951,7 @@ def net_rain_row(cells, r, lo, hi, depth, dt, out, scratch):
     cum, cls = cells.cumulative[r][lo:hi], cells.soil_class[r][lo:hi]
     p1, p2, p3 = cells.p1, cells.p2, cells.p3
     per_s = 1.0 / dt
-    if kind == SOIL_GREEN_AMPT and cells.row_wet[r] * 2 >= n:
+    if kind == SOIL_GREEN_AMPT and cells.row_wet[r] * _WET_SHARE_FOR_VECTORS >= n:
         rs, ks_dts, suctions, hard = scratch[0][:n], scratch[1][:n], scratch[2][:n], scratch[3][:n]
         _fill_runs(cells, r, lo, hi, dt, rs, ks_dts, suctions)
         if cells.row_ponded[r] * 20 >= cells.row_wet[r] * 19:
