@@ -493,6 +493,23 @@ def test_green_ampt_supply_check_agrees_with_the_solved_capacity():
     assert checked == 3000
 
 
+def test_green_ampt_supply_check_gives_the_full_series_answer_near_ties():
+    """The supply check's bounds on h settle a cell only where the full series would settle it the same way."""
+    from models.flood.sources import _green_ampt_lhs_m, _soaks_in
+
+    rng = np.random.default_rng(8)
+    near = 0
+    for _ in range(20000):
+        f1, suction = float(rng.choice([0.0, 1e-6, 1e-3, 0.05]) * rng.uniform(0.5, 2)), float(rng.uniform(1e-3, 0.3))
+        supply = float((f1 + suction) * 10 ** rng.uniform(-9, -2.9))
+        lhs = _green_ampt_lhs_m(supply, f1, suction, 1.0 / (f1 + suction))
+        # Ks dt at, just off, or well off the left side: the ties are where bounds could go wrong
+        ks_dt = lhs * float(rng.choice([1.0, 1 + 1e-15, 1 - 1e-15, 1 + 1e-10, 1 - 1e-10, 1.5, 0.5]))
+        assert _soaks_in(f1, suction, ks_dt, supply) == (lhs <= ks_dt), (f1, suction, ks_dt, supply)
+        near += abs(ks_dt / lhs - 1.0) < 1e-9
+    assert near > 5000
+
+
 def _green_ampt_root_50_digits(f1: float, suction: float, ks_dt: float, guess: float):
     """The Green-Ampt step increment by Newton in 50-digit decimals (the reference for the float solve)."""
     from decimal import Decimal, localcontext

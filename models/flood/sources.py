@@ -773,9 +773,22 @@ def _soaks_in(f1_m: float, suction_m: float, ks_dt_m: float, supply_m: float) ->
     The residual of ``green_ampt_increment_m`` grows with the increment, so
     the capacity reaches the supply exactly when the residual at the supply
     is not positive: one evaluation in place of a Newton solve, for the many
-    cells whose soil could take more than the water at hand.
+    cells whose soil could take more than the water at hand.  For y < 1e-3
+    the series of h lies between y^2/2 - y^3/3 and y^2/2; those bounds, made
+    wider by 1e-9 (far above round-off), settle nearly every cell without the
+    series' long chain of dependent operations, and with its answer.
     """
-    return suction_m > 0.0 and _green_ampt_lhs_m(supply_m, f1_m, suction_m, 1.0 / (f1_m + suction_m)) <= ks_dt_m
+    if not suction_m > 0.0:
+        return False
+    inv_big = 1.0 / (f1_m + suction_m)
+    y = supply_m * inv_big
+    if y < 1e-3:
+        base, half_y2 = y * f1_m, suction_m * (0.5 * y * y)
+        if base + half_y2 * (1.0 + 1e-9) <= ks_dt_m:
+            return True
+        if base + half_y2 * ((1.0 - (2.0 / 3.0) * y) * (1.0 - 1e-9)) > ks_dt_m:
+            return False
+    return _green_ampt_lhs_m(supply_m, f1_m, suction_m, inv_big) <= ks_dt_m
 
 
 @numba.njit(cache=True, inline="always")
