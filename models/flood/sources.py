@@ -663,8 +663,8 @@ _PONDED_Z_MAX, _PONDED_W_MAX = 1e-3, 2e-3
 
 
 @numba.njit(cache=True, inline="always")
-def _green_ampt_ponded_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple[float, float, float]:
-    """(increment m, z, w) of ``green_ampt_increment_m`` for a soil that has taken water, in one division.
+def _green_ampt_ponded_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple[float, bool]:
+    """(increment m, whether it is exact) of ``green_ampt_increment_m`` for a soil that has taken water.
 
     Divided by F1, the step equation reads y + s h(y) = z with s = S/F1 and
     z = Ks dt/F1.  Its root's series y = z - s z^2/2 + (s/3 + s^2/2) z^3 is
@@ -672,8 +672,8 @@ def _green_ampt_ponded_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple
     squares that.  So where z <= 1e-3 and w <= 2e-3 (``_PONDED_*_MAX``; a
     ponded soil a few millimetres in, at a flood run's steps, has w near
     1e-4) the result is exact to round-off, with no square root: the many
-    ponded cells of a storm solve in vectors (one division a cell).  F1 > 0
-    is the caller's to check.
+    ponded cells of a storm solve in vectors (one division a cell).  The
+    answer is marked not exact where F1 = 0 or a bound is passed.
     """
     inv_f1 = 1.0 / f1_m
     z = ks_dt_m * inv_f1
@@ -685,7 +685,8 @@ def _green_ampt_ponded_m(f1_m: float, suction_m: float, ks_dt_m: float) -> tuple
     # x = s y / (1 + y) to second order, and 1 / (1 + x) to x^3 (x <= 2.1e-3).
     x = s * y * (1.0 - y)
     y -= g * (1.0 - x * (1.0 - x * (1.0 - x)))
-    return max(y * (f1_m + suction_m), 0.0), z, s * z
+    exact = (f1_m > 0.0) & (z <= _PONDED_Z_MAX) & (s * z <= _PONDED_W_MAX)
+    return max(y * (f1_m + suction_m), 0.0), exact
 
 
 @numba.njit(cache=True, inline="always")
@@ -713,8 +714,8 @@ def green_ampt_increment_m(f1_m: float, suction_m: float, ks_dt_m: float) -> flo
     if suction_m <= 0.0:
         return ks_dt_m
     if f1_m > 0.0:
-        u, z, w = _green_ampt_ponded_m(f1_m, suction_m, ks_dt_m)
-        if z <= _PONDED_Z_MAX and w <= _PONDED_W_MAX:
+        u, exact = _green_ampt_ponded_m(f1_m, suction_m, ks_dt_m)
+        if exact:
             return u
     short, y = _green_ampt_short_m(f1_m, suction_m, ks_dt_m)
     if y <= 1e-3:
@@ -819,8 +820,8 @@ def _soil_take_m(kind, avail_m, f1_m, p1, p2, p3, dt):
         if _all_soaks_in(avail_m, f1_m, p2, ks_dt):
             return avail_m
         if f1_m > 0.0 and ks_dt > 0.0 and p2 > 0.0:  # green_ampt_increment_m's first case, inlined
-            u, z, w = _green_ampt_ponded_m(f1_m, p2, ks_dt)
-            if z <= _PONDED_Z_MAX and w <= _PONDED_W_MAX:
+            u, exact = _green_ampt_ponded_m(f1_m, p2, ks_dt)
+            if exact:
                 return min(u, avail_m)
         return min(green_ampt_increment_m(f1_m, p2, ks_dt), avail_m)
     if avail_m <= p2 * dt:
@@ -848,7 +849,9 @@ def _soil_step(kind, depth, rain, dt, cls, p1, p2, p3, cum, out, advance, net):
 
 @numba.njit(cache=True, inline="always")
 def _green_ampt_cells(depth, rain, ks_dt, suction, cum, dt, per_s, out, hard):
-    """Green-Ampt on a row of cells, branch-free so that it runs in vectors; returns (cells left, wet cells with soil, cells ponded).
+    """Green-Ampt on a row of cells, branch-free so that it runs in vectors.
+
+    Returns (cells left, wet cells with soil, cells ponded).
 
     Per cell: rain (m/s), Ks dt and S of its class (0 where nothing soaks
     in), cumulative depth ``cum`` (advanced here).  Writes rain minus
@@ -868,8 +871,7 @@ def _green_ampt_cells(depth, rain, ks_dt, suction, cum, dt, per_s, out, hard):
         series = y < 1e-3
         within = y * f1 + s * _h_series(y) <= e
         ponded = (f1 > 0.0) & (avail * f1 > e * big)  # _all_soaks_in's start-rate bound
-        u, z, w = _green_ampt_ponded_m(f1, s, e)
-        solved = (f1 > 0.0) & (z <= _PONDED_Z_MAX) & (w <= _PONDED_W_MAX)
+        u, solved = _green_ampt_ponded_m(f1, s, e)
         soil = (avail > 0.0) & (e > 0.0) & (s > 0.0)
         soaks = (not ponded) & ((avail <= e) | (series & within))
         capped = ponded | (series & (not within))  # takes its capacity: all soaks in only if that is less
@@ -901,8 +903,8 @@ def _green_ampt_ponded_cells(depth, rain, ks_dt, suction, cum, dt, per_s, out, h
         r, e, s, f1 = rain[i], ks_dt[i], suction[i], cum[i]
         avail = depth[i] + r * dt
         ponded = (f1 > 0.0) & (avail * f1 > e * (f1 + s))
-        u, z, w = _green_ampt_ponded_m(f1, s, e)
-        solved = ponded & (z <= _PONDED_Z_MAX) & (w <= _PONDED_W_MAX)
+        u, exact = _green_ampt_ponded_m(f1, s, e)
+        solved = ponded & exact
         wet = (avail > 0.0) & (e > 0.0)
         soil = wet & (s > 0.0)
         unsettled = soil & (not solved)
@@ -997,7 +999,7 @@ def net_rain_row(cells, r, lo, hi, depth, dt, out, scratch):
         if avail <= 0.0:
             continue
         c = cls[i]
-        if c == 0 or p1[c] <= 0.0:
+        if c == 0:  # no soil (ZonedSources also gives 0 to classes with Ks or f0 of 0)
             continue
         f1 = cum[i]
         wet += 1
@@ -1037,10 +1039,12 @@ class CellSources(NamedTuple):
 
 
 #: The solver's argument when no cell sources are in use (the types its compiled step is built for).
-NO_CELL_SOURCES = CellSources(-1, np.zeros((1, 1), dtype=np.uint8), np.zeros(1), np.zeros((1, 1), dtype=np.uint8),
-                              np.zeros(1), np.zeros(1), np.zeros(1), np.zeros((1, 1)), np.zeros(1),
-                              np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64), np.zeros(1, dtype=np.int64), np.ones(1, dtype=np.int64),
-                              np.zeros(1, dtype=np.uint8), np.zeros(1, dtype=np.uint8))
+_NO_BYTES, _NO_INTS = np.zeros((1, 1), dtype=np.uint8), np.zeros(1, dtype=np.int64)
+NO_CELL_SOURCES = CellSources(
+    soil=-1, zone=_NO_BYTES, rain=np.zeros(1), soil_class=_NO_BYTES, p1=np.zeros(1), p2=np.zeros(1), p3=np.zeros(1),
+    cumulative=np.zeros((1, 1)), row_rain=np.zeros(1), row_wet=_NO_INTS, row_ponded=_NO_INTS,
+    run_ptr=np.zeros(2, dtype=np.int64), run_start=_NO_INTS, run_end=_NO_INTS, run_zone=_NO_BYTES[0],
+    run_class=_NO_BYTES[0])
 
 
 def runs_by_row(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1099,10 +1103,14 @@ class ZonedSources:
         self._zones_of_row = np.zeros((self.shape[0], n_rain), dtype=bool)  # which rain columns fall on each row
         self._zones_of_row[np.repeat(np.arange(self.shape[0]), self.shape[1]), zone.ravel()] = True
         self._dry = np.zeros(n_rain)
-        run_classes = classes if classes.size else np.zeros(self.shape, dtype=np.uint8)
-        ptr, start, end, first = runs_by_row(zone, run_classes)
-        self._base = CellSources(soil, zone, self._dry, classes, *params, cumulative, np.zeros(self.shape[0]),
-                                 np.zeros(self.shape[0], dtype=np.int64), np.zeros(self.shape[0], dtype=np.int64), ptr, start, end, zone.ravel()[first], run_classes.ravel()[first])
+        # runs of one zone and class, for the step's vector solve (Green-Ampt only; none without soil)
+        ptr, start, end, first = runs_by_row(zone, classes) if classes.size else (
+            np.zeros(self.shape[0] + 1, dtype=np.int64), _NO_INTS[:0], _NO_INTS[:0], _NO_INTS[:0])
+        rows = self.shape[0]
+        self._base = CellSources(
+            soil, zone, self._dry, classes, *params, cumulative, row_rain=np.zeros(rows),
+            row_wet=np.zeros(rows, dtype=np.int64), row_ponded=np.zeros(rows, dtype=np.int64), run_ptr=ptr,
+            run_start=start, run_end=end, run_zone=zone.ravel()[first], run_class=classes.ravel()[first])
         self._row = -2
         self._now = self._base
 
@@ -1117,7 +1125,7 @@ class ZonedSources:
 
     @staticmethod
     def fits(rain: RainSeries | None, infiltration: Infiltration | None) -> bool:
-        """Whether rain columns and land classes each fit in one signed byte a cell."""
+        """Whether rain columns and land classes each fit in one byte a cell (with a spare value)."""
         columns_ok = rain is None or rain.n_columns + 1 <= 127
         classes_ok = infiltration is None or infiltration._class_flat.dtype == np.int8
         return columns_ok and classes_ok
