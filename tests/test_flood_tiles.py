@@ -3,7 +3,7 @@
 import numba
 import numpy as np
 
-from models.flood.tiles import TILE_COLS, active_tiles, flow_flags, mark_cells, row_flags, tile_count, tile_runs, \
+from models.flood.tiles import TILE_COLS, active_tiles, flow_flags, row_flags, tile_count, tile_marks, tile_runs, \
     word_count
 
 
@@ -77,7 +77,7 @@ def test_runs_are_the_set_tiles_widened_and_cut_to_the_row():
                 assert np.all(starts[1:] - ends[:-1] >= TILE_COLS - 2 * expand)
 
 
-def test_active_tiles_join_three_rows_and_two_steps_and_marked_cells_raise_flags():
+def test_active_tiles_join_three_rows_and_two_steps_and_boundary_cells_mark_theirs():
     rng = np.random.default_rng(6)
     rows, cols = 6, 1500
     flow = np.stack([flow_flags(np.where(rng.random((rows, cols)) < 0.002, 1.0, 0.0), 1e-3) for _ in range(2)])
@@ -87,8 +87,10 @@ def test_active_tiles_join_three_rows_and_two_steps_and_marked_cells_raise_flags
             expected = np.bitwise_or.reduce(np.concatenate([flow[0, near], flow[1, near]]), axis=0)
             np.testing.assert_array_equal(_active(flow, now, r), expected)
     depth = np.zeros((rows, cols))
-    cells = np.array([0, 17, 2 * cols + 1499, 5 * cols + 64 * TILE_COLS])
+    cells = np.array([0, 17, 2 * cols + 1499, 5 * cols + 64 * TILE_COLS, 5 * cols + 64 * TILE_COLS + 3, 18])
     marked = flow[0].copy()
-    mark_cells(marked, cells, np.array([0.5, 1e-4, 0.2, 0.01]), cols, 1e-3)
-    depth.ravel()[cells[[0, 2, 3]]] = 1.0
+    rows_t, words_t, bits_t = tile_marks(cells, cols)
+    assert np.unique(rows_t * 8 + words_t).size == rows_t.size
+    marked[rows_t, words_t] |= bits_t
+    depth.ravel()[cells] = 1.0
     np.testing.assert_array_equal(marked, flow[0] | flow_flags(depth, 1e-3))

@@ -82,7 +82,7 @@ from models.flood.boundaries import (
     place,
 )
 from models.flood.sources import NO_CELL_SOURCES, ZonedSources, net_rain_row
-from models.flood.tiles import active_tiles, flow_flags, mark_cells, row_flags, tile_count, tile_runs, word_count
+from models.flood.tiles import active_tiles, flow_flags, row_flags, tile_count, tile_marks, tile_runs, word_count
 
 G_MPS2 = 9.81
 WALL_Z_M = 1.0e30
@@ -1186,6 +1186,7 @@ class Simulation:
         self._flow = np.full((2, rows, words), _ALL_TILES)  # ``tiles``; the first step computes every face
         self._flow[0] = flow_flags(h, self.h_min_m)
         self._now = 0
+        self._boundary_tiles = tile_marks(self._boundary_flat, cols)
         self._masks = np.zeros((nbands, 5, words), dtype=np.uint64)
         self._runs = np.zeros((nbands, 4, 2, tile_count(cols) + 1), dtype=np.int64)
         self._limited = np.zeros(rows, dtype=np.int64)
@@ -1315,7 +1316,8 @@ class Simulation:
         md, at = self._max_depth.ravel(), self._arrival.ravel()
         depth = flat[cells]
         np.maximum.at(self._tally[:, 5], rows, depth)
-        mark_cells(self._flow[self._now], cells, depth, self.h.shape[1], self.h_min_m)
+        rows_t, words_t, bits_t = self._boundary_tiles
+        self._flow[self._now][rows_t, words_t] |= bits_t  # their water may flow at the next step
         self._h_max = max(self._h_max, float(depth.max()))
         md[cells] = np.maximum(md[cells], depth)
         first = np.isnan(at[cells]) & (depth > self.arrival_depth_m)

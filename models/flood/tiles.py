@@ -56,12 +56,17 @@ def flow_flags(depth_m: np.ndarray, h_min_m: float) -> np.ndarray:
     return np.packbits(tiles, axis=1, bitorder="little").view("<u8").astype(np.uint64)
 
 
-def mark_cells(flow: np.ndarray, flat_cells: np.ndarray, depth_m: np.ndarray, cols: int, h_min_m: float) -> None:
-    """Set the bits (``flow``: one set, rows x words) of the tiles of cells now deeper than ``h_min_m``
-    (water put in between steps: inflows and held levels)."""
-    deep = flat_cells[np.asarray(depth_m, dtype=np.float32) > np.float32(h_min_m)]
-    tile = (deep % cols) // TILE_COLS
-    np.bitwise_or.at(flow, (deep // cols, tile // 64), np.left_shift(np.uint64(1), (tile % 64).astype(np.uint64)))
+def tile_marks(flat_cells: np.ndarray, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, words, bits) of the tiles of ``flat_cells``, one entry per (row, word), so that
+    ``flow[rows, words] |= bits`` sets them all.  For cells that may gain water between steps (inflows,
+    held levels): keeping their tiles always active costs a few faces, and no test of their depth."""
+    flat = np.asarray(flat_cells, dtype=np.int64)
+    row, tile = flat // cols, (flat % cols) // TILE_COLS
+    key = row * word_count(cols) + tile // 64
+    keys, where = np.unique(key, return_inverse=True)
+    bits = np.zeros(keys.size, dtype=np.uint64)
+    np.bitwise_or.at(bits, where, np.left_shift(np.uint64(1), (tile % 64).astype(np.uint64)))
+    return keys // word_count(cols), keys % word_count(cols), bits
 
 
 @intrinsic
