@@ -506,36 +506,48 @@ def _x_faces(e32, z32, h32, qxr, new, nr, per_face_n, fk, dt32, h_min32, centred
 
 
 @njit(**_JIT_FACES)
-def _y_faces(e_r, z_r, h_r, e_k, z_k, h_k, qk, cur_old, nk, per_face_n, fk, dt32, h_min32, centred, prev_old, nxt,
-             w_self, w_side, g_dt_dy):
+def _y_faces(e_r, z_r, h_r, z_below, h_below, e_k, z_k, h_k, qk, cur_old, nk, per_face_n, fk, dt32, h_min32, centred,
+             prev_old, nxt, w_self, w_side, g_dt_dy):
     """New discharges (in place) on the faces between row r (``e_r``, ``z_r``, ``h_r``) and the row below.
 
-    ``cur_old`` receives the old discharges (when ``centred``); ``prev_old``
-    and ``nxt`` are the old discharges on the face rows above and below;
-    ``fk`` as in ``_x_faces``.  The loops for per-face and uniform n are
-    written out apiece: a choice inside one loop would read ``nk`` (one value
-    when n is uniform) on every lane.
+    The same loop rounds the row below to float32 (``z_below``, ``h_below``
+    into ``e_k``, ``z_k``, ``h_k``, as ``_levels32``): its bed and depth are
+    read here for the first time in the step, and their loads overlap with
+    the face arithmetic.  ``cur_old`` receives the old discharges (when
+    ``centred``); ``prev_old`` and ``nxt`` are the old discharges on the face
+    rows above and below; ``fk`` as in ``_x_faces``.  The loops for per-face
+    and uniform n are written out apiece: a choice inside one loop would read
+    ``nk`` (one value when n is uniform) on every lane.
     """
     cols = e_r.size
     zero = np.float32(0.0)
     if centred:
         if per_face_n:
             for c in range(cols):
+                zc, hc = z_below[c], h_below[c]
+                zk, ek, hk = np.float32(zc), np.float32(zc + hc), np.float32(hc)
+                z_k[c], e_k[c], h_k[c] = zk, ek, hk
                 q = qk[c]
                 cur_old[c] = q
-                qk[c] = _face_q(np.float32(q), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], e_k[c], z_r[c],
-                                z_k[c], h_r[c], h_k[c], w_self, w_side, g_dt_dy, fk, dt32 * nk[c], h_min32)
+                qk[c] = _face_q(np.float32(q), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], ek, z_r[c], zk,
+                                h_r[c], hk, w_self, w_side, g_dt_dy, fk, dt32 * nk[c], h_min32)
         else:
             for c in range(cols):
+                zc, hc = z_below[c], h_below[c]
+                zk, ek, hk = np.float32(zc), np.float32(zc + hc), np.float32(hc)
+                z_k[c], e_k[c], h_k[c] = zk, ek, hk
                 q = qk[c]
                 cur_old[c] = q
-                qk[c] = _face_q(np.float32(q), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], e_k[c], z_r[c],
-                                z_k[c], h_r[c], h_k[c], w_self, w_side, g_dt_dy, fk, _F32_ONE, h_min32)
+                qk[c] = _face_q(np.float32(q), np.float32(prev_old[c]), np.float32(nxt[c]), e_r[c], ek, z_r[c], zk,
+                                h_r[c], hk, w_self, w_side, g_dt_dy, fk, _F32_ONE, h_min32)
     else:
         for c in range(cols):
+            zc, hc = z_below[c], h_below[c]
+            zk, ek, hk = np.float32(zc), np.float32(zc + hc), np.float32(hc)
+            z_k[c], e_k[c], h_k[c] = zk, ek, hk
             n_scale = dt32 * nk[c] if per_face_n else _F32_ONE
-            qk[c] = _face_q(np.float32(qk[c]), zero, zero, e_r[c], e_k[c], z_r[c], z_k[c], h_r[c], h_k[c], w_self,
-                            w_side, g_dt_dy, fk, n_scale, h_min32)
+            qk[c] = _face_q(np.float32(qk[c]), zero, zero, e_r[c], ek, z_r[c], zk, h_r[c], hk, w_self, w_side,
+                            g_dt_dy, fk, n_scale, h_min32)
 
 
 @njit(inline="always", **_JIT)
@@ -544,6 +556,23 @@ def _row_levels(z, h, e32, z32, h32, starts, ends, n):
     for i in range(n):
         a, e = starts[i], ends[i]
         _levels32(z[a:e], h[a:e], e32[a:e], z32[a:e], h32[a:e])
+
+
+@njit(inline="always", **_JIT)
+def _row_levels_between(z, h, e32, z32, h32, run_k, n_k, run_y, n_y):
+    """``_levels32`` of one row on its runs ``run_k`` outside the runs ``run_y`` (each within one of them)."""
+    j = 0
+    for i in range(n_k):
+        pos, e = run_k[0, i], run_k[1, i]
+        while j < n_y and run_y[0, j] < e:
+            if run_y[0, j] > pos:
+                a = pos
+                b = run_y[0, j]
+                _levels32(z[a:b], h[a:b], e32[a:b], z32[a:b], h32[a:b])
+            pos = max(pos, run_y[1, j])
+            j += 1
+        if pos < e:
+            _levels32(z[pos:e], h[pos:e], e32[pos:e], z32[pos:e], h32[pos:e])
 
 
 @njit(**_JIT_ROWS)
@@ -615,10 +644,11 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             qk = qy[k]
             active_tiles(flow, now, k, act_k)
             n_k = tile_runs(act_k, cols, 1, run_k[0], run_k[1])
-            _row_levels(z[k], h[k], e_k, z_k, h_k, run_k[0], run_k[1], n_k)
             for w in range(y_now.size):
                 y_now[w] = act_r[w] & act_k[w]
             n_y = tile_runs(y_now, cols, 0, run_y[0], run_y[1])
+            # row k's levels: in the face loop below on the faces' runs, here on the rest of its runs
+            _row_levels_between(z[k], h[k], e_k, z_k, h_k, run_k, n_k, run_y, n_y)
             if centred and n_y:  # old discharges above row r where the faces above it were not computed: unchanged
                 for w in range(fill.size):
                     fill[w] = y_now[w] & ~y_prev[w]
@@ -631,8 +661,9 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             for i in range(n_y):
                 a, e = run_y[0, i], run_y[1, i]
                 nk = gn2_y[k][a:e] if per_face_n else gn2_y[0]
-                _y_faces(e_r[a:e], z_r[a:e], h_r[a:e], e_k[a:e], z_k[a:e], h_k[a:e], qk[a:e], cur_old[a:e], nk,
-                         per_face_n, fk, dt32, h_min32, centred, prev_old[a:e], nxt[a:e], w_self, w_side, g_dt_dy32)
+                _y_faces(e_r[a:e], z_r[a:e], h_r[a:e], z[k][a:e], h[k][a:e], e_k[a:e], z_k[a:e], h_k[a:e], qk[a:e],
+                         cur_old[a:e], nk, per_face_n, fk, dt32, h_min32, centred, prev_old[a:e], nxt[a:e], w_self,
+                         w_side, g_dt_dy32)
         else:
             if not open_edges[1]:
                 for c in range(cols):
