@@ -432,8 +432,15 @@ def test_kernel_arrays_start_at_their_own_page_offsets():
     assert rows.shape[2] >= 1000
 
 
-def test_skipping_dry_rows_changes_nothing():
-    """Rows with no water above h_min nearby skip faces, levels and drain factors; computing them gives the same bits."""
+def _compute_everywhere(sim: Simulation) -> None:
+    """Make the next step work on every row and tile: every row looks wet, every tile active."""
+    sim._tally[:, 5] = np.maximum(sim._tally[:, 5], 1.0)
+    sim._flow[...] = ~np.uint64(0)
+
+
+def test_skipping_dry_rows_and_quiet_tiles_changes_nothing():
+    """Rows with no water, and tiles with no water deeper than h_min nearby, skip their faces, levels and drain
+    factors; computing them gives the same bits, and so does pass 1 on the rows' spans, or switching ways."""
     rng = np.random.default_rng(9)
     z = rng.uniform(0.0, 1.0, (240, 160)) + np.linspace(0.0, 0.6, 240)[:, None]
     z[150:160, 50:60] = np.nan
@@ -441,18 +448,26 @@ def test_skipping_dry_rows_changes_nothing():
     depth[100:130] = np.maximum(2.0 - z[100:130], 0.0)  # water in a band of rows, dry rows above and below
     grid = FloodGrid(z, 2.0, manning_n=rng.uniform(0.02, 0.06, z.shape))
     runs = [Simulation(grid, initial_depth_m=depth, boundary={"north": "open", "east": "open"},
-                       source_rate=lambda t: 2e-6 if t < 100.0 else -1e-6) for _ in range(2)]
-    skipped_rows = 0
+                       source_rate=lambda t: 2e-6 if t < 100.0 else -1e-6) for _ in range(4)]
+    runs[2]._on_tiles = lambda: False  # pass 1 on the rows' spans, as for a grid wet nearly everywhere
+    runs[3]._on_tiles = lambda: runs[3].steps % 7 < 3  # switching between the two ways
+    skipped_rows = quiet_tiles = tile_steps = 0
     while runs[0].t_s < 300.0:
         dt = runs[0].next_dt_s()
         skipped_rows += int((runs[0]._tally[:, 5] <= runs[0].h_min_m).sum())
-        runs[1]._tally[:, 5] = np.maximum(runs[1]._tally[:, 5], 1.0)  # every row looks wet: nothing is skipped
+        flow = runs[0]._flow
+        quiet = ~(flow[0] | flow[1]) & np.uint64(0x3FF)  # 10 tiles a row
+        quiet_tiles += int(np.unpackbits(quiet.view(np.uint8)).sum())
+        _compute_everywhere(runs[1])
         for sim in runs:
             sim.step(dt)
-    assert skipped_rows > 1000
-    for name in ("h", "qx", "qy", "max_depth", "max_speed", "arrival_time_s"):
-        np.testing.assert_array_equal(getattr(runs[0], name), getattr(runs[1], name), err_msg=name)
+        tile_steps += runs[0]._tiles
+    assert skipped_rows > 1000 and quiet_tiles > 100_000 and 50 <= tile_steps < runs[0].steps
+    for other in runs[1:]:
+        for name in ("h", "qx", "qy", "max_depth", "max_speed", "arrival_time_s"):
+            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name), err_msg=name)
     assert runs[0].balance.relative_error < 1e-12
+    assert np.abs(runs[0].qx).max() > 0.01
 
 
 def test_hydrograph_lookups_match_numpy_interp_to_the_bit():
@@ -520,7 +535,7 @@ def _in_step_against_net_rate(model: str, depth0: np.ndarray, soil_f0_m: float =
         rows["vectors"] += int(vectors.sum())
         rows["one_by_one"] += int(((cs.row_wet > 0) & ~vectors).sum())
         rows["ponded_only"] += int((vectors & (cs.row_ponded * 20 >= cs.row_wet * 19)).sum())
-        in_step[1]._tally[:, 5] = np.maximum(in_step[1]._tally[:, 5], 1.0)  # every row looks wet
+        _compute_everywhere(in_step[1])
         for sim in (by_rate, *in_step):
             sim.step(dt)
     for sim, s in zip(in_step, cell_soils):
