@@ -563,71 +563,6 @@ def _y_faces(e_r, z_r, h_r, z_below, h_below, e_k, z_k, h_k, qk, cur_old, nk, pe
 
 
 @njit(inline="always", **_JIT)
-def _pass1_constants(dt, dx, dy, theta, gn2, per_face_n, h_min):
-    """The face update's constants for a step (float32 where the faces are float32)."""
-    g_dt = G_MPS2 * dt
-    return (g_dt, np.float32(g_dt / dx), np.float32(g_dt / dy), 1.0 / dx, 1.0 / dy, dt / dx, dt / dy,
-            np.float32(theta), np.float32(0.5 * (1.0 - theta)), theta < 1.0, np.float32(dt), np.float32(h_min),
-            _friction_coefficients(_F32_ONE if per_face_n else np.float32(dt * gn2)))
-
-
-@njit(inline="always", **_JIT)
-def _pass1_rows(rows32, rows_q, row_qx, cols):
-    """The thread's row buffers of pass 1: levels, beds and depths of rows r and k, new x faces, old y faces."""
-    return (rows32[0][:cols], rows32[1][:cols], rows32[2][:cols], rows32[3][:cols], rows32[4][:cols],
-            rows32[5][:cols], row_qx[:cols + 1], rows_q[0][:cols], rows_q[1][:cols])
-
-
-@njit(inline="always", **_JIT)
-def _block_top(b, h, z, qy, gn2_y, per_face_n, gn2, open_edges, edge_slope, seam_old, prev_old, inv_dy, g_dt, dt,
-               h_min):
-    """The old discharges above block b's first row into ``prev_old``; for the first block, the north edge's new ones."""
-    rows, cols = h.shape
-    if b == 0:
-        for c in range(cols):
-            prev_old[c] = qy[0, c]
-        if not open_edges[0]:
-            for c in range(cols):
-                qy[0, c] = 0.0
-        else:
-            inner = min(1, rows - 1)
-            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
-                      inv_dy, g_dt, dt, h_min)
-    else:
-        for c in range(cols):
-            prev_old[c] = seam_old[b, 0, c]
-
-
-@njit(inline="always", **_JIT)
-def _south_edge(h, z, qy, gn2_y, per_face_n, gn2, open_edges, edge_slope, inv_dy, g_dt, dt, h_min):
-    """The south edge's faces: zero where it is closed, else its outflow."""
-    rows, cols = h.shape
-    if not open_edges[1]:
-        for c in range(cols):
-            qy[rows, c] = 0.0
-    else:
-        inner = max(rows - 2, 0)
-        _edge_row(qy[rows], 1.0, h[rows - 1], z[rows - 1], h[inner], z[inner], rows > 1,
-                  gn2_y[rows if per_face_n else 0], per_face_n, gn2, edge_slope, inv_dy, g_dt, dt, h_min)
-
-
-@njit(inline="always", **_JIT)
-def _side_faces(r, h, z, qxr, gn2_x, per_face_n, gn2, open_edges, edge_slope, inv_dx, g_dt, dt, h_min):
-    """Row r's west and east edge faces: zero where the edge is closed, else the open edge's outflow."""
-    cols = h.shape[1]
-    west = east = 0.0  # closed edges carry nothing; open ones read their old discharge
-    if open_edges[2]:
-        n2 = gn2_x[r, 0] if per_face_n else gn2
-        west = _side_q(qxr[0], -1.0, h[r], z[r], 0, min(1, cols - 1), cols > 1, n2, edge_slope, inv_dx, g_dt, dt,
-                       h_min)
-    if open_edges[3]:
-        n2 = gn2_x[r, cols] if per_face_n else gn2
-        east = _side_q(qxr[cols], 1.0, h[r], z[r], cols - 1, max(cols - 2, 0), cols > 1, n2, edge_slope, inv_dx,
-                       g_dt, dt, h_min)
-    qxr[0], qxr[cols] = west, east
-
-
-@njit(inline="always", **_JIT)
 def _row_levels(z, h, e32, z32, h32, starts, ends, n):
     """``_levels32`` of one row on its runs."""
     for i in range(n):
@@ -666,10 +601,18 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     ``_DRY_AROUND`` (pass 2 may skip it).
     """
     rows, cols = h.shape
-    g_dt, g_dt_dx32, g_dt_dy32, inv_dx, inv_dy, dt_dx, dt_dy, w_self, w_side, centred, dt32, h_min32, fk = \
-        _pass1_constants(dt, dx, dy, theta, gn2, per_face_n, h_min)
+    g_dt = G_MPS2 * dt
+    g_dt_dx32, g_dt_dy32 = np.float32(g_dt / dx), np.float32(g_dt / dy)
+    inv_dx, inv_dy = 1.0 / dx, 1.0 / dy
+    dt_dx, dt_dy = dt / dx, dt / dy
+    w_self, w_side = np.float32(theta), np.float32(0.5 * (1.0 - theta))
+    centred = theta < 1.0
+    dt32, h_min32 = np.float32(dt), np.float32(h_min)
+    fk = _friction_coefficients(_F32_ONE if per_face_n else np.float32(dt * gn2))
     r0, r1 = starts[b], starts[b + 1]
-    e_r, z_r, e_k, z_k, h_r, h_k, x_new, prev_old, cur_old = _pass1_rows(rows32, rows_q, row_qx, cols)
+    e_r, z_r, e_k, z_k = rows32[0][:cols], rows32[1][:cols], rows32[2][:cols], rows32[3][:cols]
+    h_r, h_k = rows32[4][:cols], rows32[5][:cols]
+    x_new, prev_old, cur_old = row_qx[:cols + 1], rows_q[0][:cols], rows_q[1][:cols]
     act_r, act_k, y_now, y_prev, fill, full = masks[0], masks[1], masks[2], masks[3], masks[4], masks[5]
     run_r, run_k, run_y, run_fill = runs[0], runs[1], runs[2], runs[3]
     every_tile(cols, full)
@@ -679,8 +622,19 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     _row_levels(z[r0], h[r0], e_r, z_r, h_r, run_r[0], run_r[1], n_r)
     for w in range(y_prev.size):  # the old discharges above the block's first row are all in ``prev_old``
         y_prev[w] = _ALL_TILES
-    _block_top(b, h, z, qy, gn2_y, per_face_n, gn2, open_edges, edge_slope, seam_old, prev_old, inv_dy, g_dt, dt,
-               h_min)
+    if b == 0:
+        for c in range(cols):
+            prev_old[c] = qy[0, c]
+        if not open_edges[0]:
+            for c in range(cols):
+                qy[0, c] = 0.0
+        else:
+            inner = min(1, rows - 1)
+            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
+                      inv_dy, g_dt, dt, h_min)
+    else:
+        for c in range(cols):
+            prev_old[c] = seam_old[b, 0, c]
     for r in range(r0, r1):
         qxr, h_row = qx[r], h_r
         for i in range(n_r):
@@ -688,7 +642,16 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
             nr = gn2_x[r][a:e + 1] if per_face_n else gn2_x[0]
             _x_faces(e_r[a:e], z_r[a:e], h_r[a:e], qxr[a:e + 1], x_new[a:e + 1], nr, per_face_n, fk, dt32, h_min32,
                      centred, w_self, w_side, g_dt_dx32)
-        _side_faces(r, h, z, qxr, gn2_x, per_face_n, gn2, open_edges, edge_slope, inv_dx, g_dt, dt, h_min)
+        west = east = 0.0  # closed edges carry nothing; open ones read their old discharge
+        if open_edges[2]:
+            n2 = gn2_x[r, 0] if per_face_n else gn2
+            west = _side_q(qxr[0], -1.0, h[r], z[r], 0, min(1, cols - 1), cols > 1, n2, edge_slope, inv_dx, g_dt,
+                           dt, h_min)
+        if open_edges[3]:
+            n2 = gn2_x[r, cols] if per_face_n else gn2
+            east = _side_q(qxr[cols], 1.0, h[r], z[r], cols - 1, max(cols - 2, 0), cols > 1, n2, edge_slope,
+                           inv_dx, g_dt, dt, h_min)
+        qxr[0], qxr[cols] = west, east
         k = r + 1
         n_k = 0
         if k < rows:
@@ -723,7 +686,13 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
                          cur_old[a:e], nk, per_face_n, fk, dt32, h_min32, centred, prev_old[a:e], nxt[a:e], w_self,
                          w_side, g_dt_dy32)
         else:
-            _south_edge(h, z, qy, gn2_y, per_face_n, gn2, open_edges, edge_slope, inv_dy, g_dt, dt, h_min)
+            if not open_edges[1]:
+                for c in range(cols):
+                    qy[rows, c] = 0.0
+            else:
+                inner = max(rows - 2, 0)
+                _edge_row(qy[rows], 1.0, h[rows - 1], z[rows - 1], h[inner], z[inner], rows > 1,
+                          gn2_y[rows if per_face_n else 0], per_face_n, gn2, edge_slope, inv_dy, g_dt, dt, h_min)
         if r > r0 or b == 0:
             if n_r == 0:  # every face of the row is zero: nothing to limit
                 limited[r] = _DRY_AROUND
@@ -770,14 +739,33 @@ def _flux_block_spans(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges
     next row's span where the two rows' faces are computed.
     """
     rows, cols = h.shape
-    g_dt, g_dt_dx32, g_dt_dy32, inv_dx, inv_dy, dt_dx, dt_dy, w_self, w_side, centred, dt32, h_min32, fk = \
-        _pass1_constants(dt, dx, dy, theta, gn2, per_face_n, h_min)
+    g_dt = G_MPS2 * dt
+    g_dt_dx32, g_dt_dy32 = np.float32(g_dt / dx), np.float32(g_dt / dy)
+    inv_dx, inv_dy = 1.0 / dx, 1.0 / dy
+    dt_dx, dt_dy = dt / dx, dt / dy
+    w_self, w_side = np.float32(theta), np.float32(0.5 * (1.0 - theta))
+    centred = theta < 1.0
+    dt32, h_min32 = np.float32(dt), np.float32(h_min)
+    fk = _friction_coefficients(_F32_ONE if per_face_n else np.float32(dt * gn2))
     r0, r1 = starts[b], starts[b + 1]
-    e_r, z_r, e_k, z_k, h_r, h_k, x_new, prev_old, cur_old = _pass1_rows(rows32, rows_q, row_qx, cols)
+    e_r, z_r, e_k, z_k = rows32[0][:cols], rows32[1][:cols], rows32[2][:cols], rows32[3][:cols]
+    h_r, h_k = rows32[4][:cols], rows32[5][:cols]
+    x_new, prev_old, cur_old = row_qx[:cols + 1], rows_q[0][:cols], rows_q[1][:cols]
     lo, hi = span[r0, 0], span[r0, 1]
     _levels32(z[r0][lo:hi], h[r0][lo:hi], e_r[lo:hi], z_r[lo:hi], h_r[lo:hi])
-    _block_top(b, h, z, qy, gn2_y, per_face_n, gn2, open_edges, edge_slope, seam_old, prev_old, inv_dy, g_dt, dt,
-               h_min)
+    if b == 0:
+        for c in range(cols):
+            prev_old[c] = qy[0, c]
+        if not open_edges[0]:
+            for c in range(cols):
+                qy[0, c] = 0.0
+        else:
+            inner = min(1, rows - 1)
+            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
+                      inv_dy, g_dt, dt, h_min)
+    else:
+        for c in range(cols):
+            prev_old[c] = seam_old[b, 0, c]
     for r in range(r0, r1):
         qxr, h_row = qx[r], h_r
         lo, hi = span[r, 0], span[r, 1]
@@ -789,7 +777,16 @@ def _flux_block_spans(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges
             inner = qxr[lo + 1:hi]  # a view from 0: see _continuity_block
             for c in range(inner.size):
                 inner[c] = 0.0
-        _side_faces(r, h, z, qxr, gn2_x, per_face_n, gn2, open_edges, edge_slope, inv_dx, g_dt, dt, h_min)
+        west = east = 0.0  # closed edges carry nothing; open ones read their old discharge
+        if open_edges[2]:
+            n2 = gn2_x[r, 0] if per_face_n else gn2
+            west = _side_q(qxr[0], -1.0, h[r], z[r], 0, min(1, cols - 1), cols > 1, n2, edge_slope, inv_dx, g_dt,
+                           dt, h_min)
+        if open_edges[3]:
+            n2 = gn2_x[r, cols] if per_face_n else gn2
+            east = _side_q(qxr[cols], 1.0, h[r], z[r], cols - 1, max(cols - 2, 0), cols > 1, n2, edge_slope,
+                           inv_dx, g_dt, dt, h_min)
+        qxr[0], qxr[cols] = west, east
         k = r + 1
         if k < rows:
             qk = qy[k]
@@ -799,8 +796,7 @@ def _flux_block_spans(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges
                 _widen(z[r], h[r], e_r, z_r, h_r, qy[r], prev_old, centred, lo, hi, lo_k, hi_k)
                 nk = gn2_y[k][lo_k:hi_k] if per_face_n else gn2_y[0]
                 nxt = seam_old[b + 1, 1] if k == r1 else qy[k + 1]
-                _y_faces(e_r[lo_k:hi_k], z_r[lo_k:hi_k], h_r[lo_k:hi_k], z[k][lo_k:hi_k], h[k][lo_k:hi_k],
-                         e_k[lo_k:hi_k],
+                _y_faces(e_r[lo_k:hi_k], z_r[lo_k:hi_k], h_r[lo_k:hi_k], z[k][lo_k:hi_k], h[k][lo_k:hi_k], e_k[lo_k:hi_k],
                          z_k[lo_k:hi_k], h_k[lo_k:hi_k], qk[lo_k:hi_k], cur_old[lo_k:hi_k], nk, per_face_n, fk,
                          dt32, h_min32, centred, prev_old[lo_k:hi_k], nxt[lo_k:hi_k], w_self, w_side, g_dt_dy32)
             else:
@@ -815,7 +811,13 @@ def _flux_block_spans(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges
             prev_old, cur_old = cur_old, prev_old
             e_r, e_k, z_r, z_k, h_r, h_k = e_k, e_r, z_k, z_r, h_k, h_r
         else:
-            _south_edge(h, z, qy, gn2_y, per_face_n, gn2, open_edges, edge_slope, inv_dy, g_dt, dt, h_min)
+            if not open_edges[1]:
+                for c in range(cols):
+                    qy[rows, c] = 0.0
+            else:
+                inner = max(rows - 2, 0)
+                _edge_row(qy[rows], 1.0, h[rows - 1], z[rows - 1], h[inner], z[inner], rows > 1,
+                          gn2_y[rows if per_face_n else 0], per_face_n, gn2, edge_slope, inv_dy, g_dt, dt, h_min)
         if r > r0 or b == 0:
             above = row_max[r - 1] if r > 0 else 0.0
             below = row_max[r + 1] if r + 1 < rows else 0.0
@@ -1112,8 +1114,7 @@ def _pass1(tiles, b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, ed
 @njit(**_JIT_ROWS)
 def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta, t_end,
-          arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks,
-          runs):
+          arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks, runs):
     """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
 
     Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
@@ -1150,8 +1151,7 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
 @njit(parallel=True, **_JIT)
 def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                 seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-                t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
-                tiles, masks, runs):
+                t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks, runs):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams; the step's ``_totals``.
 
     The blocks on either side of a seam between bands are ``_SEAM_ROWS`` rows
@@ -1165,8 +1165,7 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
     for j in prange(nbands):
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
               seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-              t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
-              tiles, masks,
+              t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks,
               runs)
     for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
@@ -1180,13 +1179,11 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
 @njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                  seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
-                tiles, masks, runs):
+                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks, runs):
     """One step on the calling thread: all blocks as one band; the step's ``_totals``."""
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-          t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles,
-          masks,
+          t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks,
               runs)
     return _totals(tally)
 
