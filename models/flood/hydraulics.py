@@ -82,6 +82,7 @@ from models.flood.boundaries import (
     place,
 )
 from models.flood.sources import NO_CELL_SOURCES, ZonedSources, net_rain_row
+from models.flood.vectors import span_sum
 from models.flood.tiles import (
     active_tiles,
     covers,
@@ -881,42 +882,6 @@ def _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy):
 
 
 @njit(inline="always", **_JIT)
-def _sum(a):
-    """Sum with eight independent accumulators (float64, order fixed, fast without reassociation)."""
-    n = a.size
-    m = n - n % 8
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    for i in range(0, m, 8):
-        s0 += a[i]
-        s1 += a[i + 1]
-        s2 += a[i + 2]
-        s3 += a[i + 3]
-        s4 += a[i + 4]
-        s5 += a[i + 5]
-        s6 += a[i + 6]
-        s7 += a[i + 7]
-    for i in range(m, n):
-        s0 += a[i]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-
-
-@njit(inline="always", **_JIT)
-def _sum_span(buf, lo, hi):
-    """``_sum`` of the whole row ``buf`` when it is zero outside [lo, hi), reading only the span.
-
-    The span is widened to multiples of 8 (zeros written there), so each value
-    meets the accumulator it would meet in the whole row, and the sum has the
-    same bits.
-    """
-    lo8, hi8 = lo - lo % 8, min(hi + (-hi) % 8, buf.size)
-    for c in range(lo8, lo):
-        buf[c] = 0.0
-    for c in range(hi, hi8):
-        buf[c] = 0.0
-    return _sum(buf[lo8:hi8])
-
-
-@njit(inline="always", **_JIT)
 def _no_flags(tiles, out):
     """A row's flags where it holds no water deeper than h_min (``tiles``), or all set (on spans: the flags are
     not kept, and the first steps back on tiles must compute every face)."""
@@ -1056,7 +1021,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
                 for c in range(n):
                     a = hs[c]
                     bufs[c], hs[c] = max(-a, 0.0), max(a, 0.0)
-            tally[r, 3] = _sum_span(buf, lo, hi)
+            tally[r, 3] = span_sum(buf, lo, hi)
         tally[r, 2] = 0.0
         if has_sinks:
             if per_cell_src:
@@ -1069,17 +1034,17 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
                 for c in range(n):
                     want = want_uniform * acts[c]
                     bufs[c] = max(want - max(pres[c], 0.0), 0.0)
-            tally[r, 2] = _sum_span(buf, lo, hi)
+            tally[r, 2] = span_sum(buf, lo, hi)
         tally[r, 0] = tally[r, 1] = 0.0
         if per_cell_src:
             for c in range(n):
                 rate, wet = sr[c], acts[c]
                 bufs[c] = max(rate * dt, 0.0) if wet else 0.0
-            tally[r, 0] = _sum_span(buf, lo, hi)
+            tally[r, 0] = span_sum(buf, lo, hi)
             for c in range(n):
                 rate, wet = sr[c], acts[c]
                 bufs[c] = max(-rate * dt, 0.0) if wet else 0.0
-            tally[r, 1] = _sum_span(buf, lo, hi)
+            tally[r, 1] = span_sum(buf, lo, hi)
         tally[r, 5] = _bits_f64(highest)
         edge = (max(-np.float64(qxr[0]), 0.0) + max(np.float64(qxr[cols]), 0.0)) * dy
         if r == 0:

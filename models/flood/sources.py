@@ -27,6 +27,7 @@ import numba
 import numpy as np
 import pandas as pd
 
+from models.flood.vectors import fill8
 from twin.errors import InputError, Problem, input_error
 from twin.geo.raster import Grid
 
@@ -922,20 +923,30 @@ def _green_ampt_ponded_cells(depth, rain, ks_dt, suction, cum, dt, per_s, out, h
 
 @numba.njit(cache=True, inline="always")
 def _fill_runs(cells, r, lo, hi, dt, rs, ks_dts, suctions):
-    """Each cell's rain (m/s), Ks dt and S on the span [lo, hi) of row ``r``, from the row's runs.
+    """Each cell's rain (m/s), Ks dt and S on the span [lo, hi) of row ``r`` (from index 0), from the row's runs.
 
     Zone and land class are constant along runs (about 12 cells in Carlisle),
-    so this stores constants, in vectors, where a lookup per cell would run scalar.
+    so this stores constants, in vectors, where a lookup per cell would run
+    scalar.  A run is written in whole blocks of 8 (one vector store each, no
+    remainder loop): its last block runs on into the next run's cells, which
+    that run then writes, and past the span's end where the rows have room
+    (the solver's row buffers do; elsewhere the last cells go one by one).
     """
+    room = min(rs.size, ks_dts.size, suctions.size)
     for k in range(cells.run_ptr[r], cells.run_ptr[r + 1]):
-        a, b = max(cells.run_start[k], lo), min(cells.run_end[k], hi)
+        a, b = max(cells.run_start[k], lo) - lo, min(cells.run_end[k], hi) - lo
         if a >= b:
             continue
         c = cells.run_class[k]
         rv, ev, sv = cells.rain[cells.run_zone[k]], cells.p1[c] * dt, cells.p2[c]
-        ra, ea, sa = rs[a - lo:b - lo], ks_dts[a - lo:b - lo], suctions[a - lo:b - lo]
-        for j in range(b - a):
-            ra[j], ea[j], sa[j] = rv, ev, sv
+        j = a
+        while j < b and j + 8 <= room:
+            fill8(rs, j, rv)
+            fill8(ks_dts, j, ev)
+            fill8(suctions, j, sv)
+            j += 8
+        for i in range(j, b):
+            rs[i], ks_dts[i], suctions[i] = rv, ev, sv
 
 
 #: A Green-Ampt row is solved in vectors when at least 1/this of its cells were wet the step before
@@ -967,8 +978,8 @@ def net_rain_row(cells, r, lo, hi, depth, dt, out, scratch):
     p1, p2, p3 = cells.p1, cells.p2, cells.p3
     per_s = 1.0 / dt
     if kind == SOIL_GREEN_AMPT and cells.row_wet[r] * _WET_SHARE_FOR_VECTORS >= n:
+        _fill_runs(cells, r, lo, hi, dt, scratch[0], scratch[1], scratch[2])
         rs, ks_dts, suctions, hard = scratch[0][:n], scratch[1][:n], scratch[2][:n], scratch[3][:n]
-        _fill_runs(cells, r, lo, hi, dt, rs, ks_dts, suctions)
         if cells.row_ponded[r] * 20 >= cells.row_wet[r] * 19:
             left, wet, ponded = _green_ampt_ponded_cells(depth, rs, ks_dts, suctions, cum, dt, per_s, out, hard)
         else:
