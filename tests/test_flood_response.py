@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from models.flood.evacuation import SHELTERED, STRANDED, TRAVELLING, Evacuation, EvacuationRules, Households, Shelters
+from models.flood.evacuation import CAUGHT, SHELTERED, STRANDED, TRAVELLING, Evacuation, EvacuationRules, Households, Shelters
 from models.flood.field import FloodField
 from models.flood.hydraulics import FloodGrid, Simulation
 from models.flood.movement import MovementNetwork, flooded_speed_limit_mps
@@ -271,6 +271,63 @@ def test_stranded_households_set_off_once_a_way_opens() -> None:
     assert hh.state[0] == STRANDED  # travel times are renewed every 600 s
     evac.update(600.0, np.zeros(1), dry, net.graph(net.vehicle_time_s(dry)), np.zeros(net.n_links, dtype=bool))
     assert hh.state[0] == TRAVELLING and shelters.booked[0] == 4
+
+
+def _one_household_crossing_town(car_share: float) -> tuple[MovementNetwork, Households, Shelters, Evacuation]:
+    """Four people at the west end of a 60 m town, a shelter at the east end, links of 10 m at 1 m/s by car."""
+    net = MovementNetwork.lattice(np.ones((3, 6), dtype=bool), Affine(10, 0, 0, 0, -10, 30), 10.0,
+                                  spacing_m=10.0, speed_mps=1.0)
+    rules = EvacuationRules(lead_time_s=0.0, compliance=1.0, prepare_s=0.0, car_share=car_share, walk_speed_mps=1.0,
+                            refresh_s=600.0, vehicle_limit_m=0.3, walk_limit_m=0.5)
+    hh = Households.build(np.array([4]), np.zeros(1, dtype=np.int64), net.nearest_node(5.0, 15.0), np.zeros(1),
+                          rules, np.random.default_rng(0))
+    shelters = Shelters(["east"], net.nearest_node(55.0, 15.0), np.array([10]))
+    return net, hh, shelters, Evacuation(net, hh, shelters, rules)
+
+
+def _water_on_link_at(net: MovementNetwork, x_mid_m: float, depth_m: float) -> np.ndarray:
+    x_mid = 0.5 * (net.node_xy[net.link_u, 0] + net.node_xy[net.link_v, 0])
+    y_mid = 0.5 * (net.node_xy[net.link_u, 1] + net.node_xy[net.link_v, 1])
+    return np.where(np.isclose(x_mid, x_mid_m) & np.isclose(y_mid, 15.0), depth_m, 0.0)
+
+
+def _step(evac: Evacuation, net: MovementNetwork, t: float, link_depth: np.ndarray) -> None:
+    no_barriers = np.zeros(net.n_links, dtype=bool)
+    evac.update(t, np.zeros(1), link_depth, net.graph(net.vehicle_time_s(link_depth)), no_barriers)
+
+
+def test_a_car_driving_into_water_deeper_than_the_vehicle_limit_is_caught_there() -> None:
+    net, hh, shelters, evac = _one_household_crossing_town(car_share=1.0)
+    dry = np.zeros(net.n_links)
+    _step(evac, net, 0.0, dry)
+    assert hh.state[0] == TRAVELLING and hh.arrive_at_s[0] == pytest.approx(50.0) and shelters.booked[0] == 4
+    ahead = _water_on_link_at(net, 40.0, 0.4)  # the link from x 35 to 45, which the car takes from t 30 to 40
+    _step(evac, net, 20.0, ahead)
+    assert hh.state[0] == TRAVELLING  # not there yet
+    _step(evac, net, 40.0, ahead)
+    assert hh.state[0] == CAUGHT and shelters.booked[0] == 0  # its places are given back
+    assert evac.people_caught() == 4 and evac.people_evacuated() == 0
+    _step(evac, net, 120.0, dry)
+    assert hh.state[0] == CAUGHT and evac.people_evacuated() == 0
+
+
+def test_water_behind_a_car_or_below_the_limit_lets_it_arrive() -> None:
+    net, hh, shelters, evac = _one_household_crossing_town(car_share=1.0)
+    _step(evac, net, 0.0, np.zeros(net.n_links))
+    _step(evac, net, 20.0, _water_on_link_at(net, 40.0, 0.25))  # shallower than the vehicle limit
+    _step(evac, net, 40.0, _water_on_link_at(net, 10.0, 1.0))  # deep, on the first link, passed from t 0 to 10
+    _step(evac, net, 60.0, _water_on_link_at(net, 10.0, 1.0))
+    assert hh.state[0] == SHELTERED and evac.people_caught() == 0 and evac.people_evacuated() == 4
+
+
+def test_people_on_foot_wade_water_that_stops_a_car_but_not_deeper() -> None:
+    for depth_m, caught in ((0.4, False), (0.6, True)):
+        net, hh, shelters, evac = _one_household_crossing_town(car_share=0.0)
+        _step(evac, net, 0.0, np.zeros(net.n_links))
+        for t in (20.0, 40.0, 60.0):
+            _step(evac, net, t, _water_on_link_at(net, 40.0, depth_m))
+        assert (hh.state[0] == CAUGHT) == caught, depth_m
+        assert evac.people_caught() == (4 if caught else 0) and evac.people_evacuated() == (0 if caught else 4)
 
 
 def test_warnings_come_lead_time_before_the_forecast_and_only_compliers_leave() -> None:

@@ -12,6 +12,14 @@ room for all of it, stays home stranded and tries again each time the travel
 times are renewed (every ``refresh_s``).  Residents count as exposed when the water at their door
 passes ``exposure_depth_m`` while they are at home.
 
+On the way they follow the quickest route of that moment, link by link.
+Where water on a link they passed since the last update is deeper than a
+vehicle can drive (``vehicle_limit_m``) or than people can wade
+(``walk_limit_m``) they are caught: they stop there (no rescue is
+modelled), and their places in the shelter are given back.  Many flood
+deaths are of people on the move, in cars above all, so a plan that sends
+people through rising water shows it here.
+
 Households are arrays, not one Mesa agent each: 10,000 buildings stepped in
 Python would dwarf the hydraulics; the decisions (who leaves, where to) are
 the same.
@@ -26,7 +34,7 @@ import numpy as np
 
 from models.flood.movement import MovementNetwork, TravelGraph
 
-HOME, TRAVELLING, SHELTERED, STRANDED = 0, 1, 2, 3
+HOME, TRAVELLING, SHELTERED, STRANDED, CAUGHT = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class EvacuationRules:
     walk_limit_m: float = 0.5
     exposure_depth_m: float = 0.3
     refresh_s: float = 900.0
+    vehicle_limit_m: float = 0.3
 
 
 @dataclass
@@ -99,8 +108,37 @@ class Households:
 
 
 @dataclass
+class Legs:
+    """The links travellers take, one row a link: which household, when it enters and leaves it (s).
+
+    Departures are gathered and joined to the table once an update, not
+    one copy of it per household.
+    """
+
+    owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    link: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    enter_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    leave_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _new: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+    def add(self, owner: int, links: np.ndarray, enter_s: np.ndarray, leave_s: np.ndarray) -> None:
+        self._new.append((np.full(links.size, owner, dtype=np.int64), links, enter_s, leave_s))
+
+    def join(self) -> None:
+        """Put the departures added since the last call into the table."""
+        if self._new:
+            parts = [(self.owner, self.link, self.enter_s, self.leave_s), *self._new]
+            self.owner, self.link, self.enter_s, self.leave_s = (np.concatenate(p) for p in zip(*parts))
+            self._new.clear()
+
+    def keep(self, rows: np.ndarray) -> None:
+        self.owner, self.link = self.owner[rows], self.link[rows]
+        self.enter_s, self.leave_s = self.enter_s[rows], self.leave_s[rows]
+
+
+@dataclass
 class Evacuation:
-    """Steps the households: warnings, departures with shelter booking, arrivals, exposure."""
+    """Steps the households: warnings, departures with shelter booking, the way there, arrivals, exposure."""
 
     network: MovementNetwork
     households: Households
@@ -109,10 +147,16 @@ class Evacuation:
     _times_at_s: float = -math.inf
     _car: np.ndarray | None = None
     _walk: np.ndarray | None = None
+    _car_next: np.ndarray | None = None
+    _walk_next: np.ndarray | None = None
+    _car_graph: TravelGraph | None = None
+    _walk_graph: TravelGraph | None = None
+    legs: Legs = field(default_factory=Legs)
 
     def update(self, now_s: float, depth_flat: np.ndarray, link_depth_m: np.ndarray,
                vehicles: TravelGraph, closed_links: np.ndarray) -> None:
         hh, rules = self.households, self.rules
+        self._catch(now_s, link_depth_m)
         arrived = (hh.state == TRAVELLING) & (hh.arrive_at_s <= now_s + 1e-9)
         hh.state[arrived] = SHELTERED
         ready = (hh.state == HOME) & hh.complies & (hh.leave_at_s <= now_s + 1e-9)
@@ -127,6 +171,19 @@ class Evacuation:
         at_home = (hh.state == HOME) | (hh.state == STRANDED)
         hh.exposed |= at_home & (depth_flat[hh.door_cell] > rules.exposure_depth_m)
 
+    def _catch(self, now_s: float, link_depth_m: np.ndarray) -> None:
+        """Stop the travellers who passed, since the last update, a link deeper than they can cross now."""
+        legs, hh, sh = self.legs, self.households, self.shelters
+        legs.join()
+        passed = legs.enter_s < now_s  # every leg kept was still ahead or under way at the last update
+        limit = np.where(hh.drives[legs.owner], self.rules.vehicle_limit_m, self.rules.walk_limit_m)
+        caught = np.unique(legs.owner[passed & (link_depth_m[legs.link] > limit)])
+        caught = caught[hh.state[caught] == TRAVELLING]
+        for b in caught:
+            sh.booked[hh.shelter[b]] -= hh.persons[b]
+        hh.state[caught] = CAUGHT
+        legs.keep(np.flatnonzero((legs.leave_s > now_s) & (hh.state[legs.owner] == TRAVELLING)))
+
     def _refresh_due(self, now_s: float) -> bool:
         return self._car is None or now_s - self._times_at_s >= self.rules.refresh_s - 1e-9
 
@@ -136,8 +193,9 @@ class Evacuation:
         walk = self.network.walk_time_s(link_depth_m, self.rules.walk_speed_mps, self.rules.walk_limit_m,
                                         closed_links)
         nodes = self.shelters.node
-        self._car = vehicles.times_from(nodes, reverse=True)
-        self._walk = self.network.graph(walk).times_from(nodes, reverse=True)
+        self._car_graph, self._walk_graph = vehicles, self.network.graph(walk)
+        self._car, self._car_next = self._car_graph.trees_to(nodes)
+        self._walk, self._walk_next = self._walk_graph.trees_to(nodes)
         self._times_at_s = now_s
 
     def _set_off(self, b: int, now_s: float) -> None:
@@ -153,6 +211,23 @@ class Evacuation:
         hh.shelter[b] = best
         hh.state[b] = TRAVELLING
         hh.arrive_at_s[b] = now_s + float(times[best])
+        self._follow_route(b, best, now_s)
+
+    def _follow_route(self, b: int, shelter: int, now_s: float) -> None:
+        """Book the links of household ``b``'s quickest way to ``shelter``, with when it is on each."""
+        hh = self.households
+        drives = bool(hh.drives[b])
+        next_node = (self._car_next if drives else self._walk_next)[shelter]  # type: ignore[index]
+        to_go = (self._car if drives else self._walk)[shelter]  # type: ignore[index]
+        path = [int(hh.node[b])]
+        while next_node[path[-1]] >= 0:
+            path.append(int(next_node[path[-1]]))
+        nodes = np.asarray(path, dtype=np.int64)
+        if nodes.size < 2:
+            return
+        links = (self._car_graph if drives else self._walk_graph).links_along(nodes)  # type: ignore[union-attr]
+        at = now_s + to_go[nodes[0]] - to_go[nodes]  # when the household is at each node
+        self.legs.add(b, links, at[:-1], at[1:])
 
     # ---- KPIs ------------------------------------------------------------------------------
 
@@ -164,6 +239,9 @@ class Evacuation:
 
     def people_stranded(self) -> int:
         return self.households.count(STRANDED)
+
+    def people_caught(self) -> int:
+        return self.households.count(CAUGHT)
 
     def people_per_shelter(self) -> np.ndarray:
         """Residents arrived at each shelter (int32, in the shelters' order)."""

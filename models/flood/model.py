@@ -111,6 +111,8 @@ class FloodResponseModel(TwinModel):
                                                            "exposure depth (cumulative)"),
         Kpi("people_evacuated", "persons", "final", "higher", "residents arrived at a shelter"),
         Kpi("people_stranded", "persons", "final", "lower", "complying residents who found no shelter they could reach"),
+        Kpi("people_caught", "persons", "final", "lower", "evacuees stopped on their way by water deeper than they "
+                                                          "could cross (the vehicle limit; on foot, the walk limit)"),
         Kpi("roads_impassable_km", "km", "max", "lower", "road deeper than the vehicle limit (lattice links where "
                                                          "the city has no road layer)"),
         Kpi("roads_closed_km", "km", "max", "lower", "road closed by the police"),
@@ -220,7 +222,8 @@ class FloodResponseModel(TwinModel):
 
     def _evacuation(self, city: Any, hz: dict[str, Any], pl: dict[str, Any], common: dict[str, Any]) -> Evacuation:
         rules = EvacuationRules(pl["warning_lead_time_s"], pl["compliance"], hz["prepare_s"], hz["car_share"],
-                                hz["walk_speed_mps"], hz["walk_limit_m"], hz["exposure_depth_m"])
+                                hz["walk_speed_mps"], hz["walk_limit_m"], hz["exposure_depth_m"],
+                                vehicle_limit_m=float(hz["vehicle_limit_m"]))
         shelters = self._shelters(city, pl["shelters"])
         frame = city.buildings.frame if city.buildings is not None else None
         if frame is None or "residents" not in frame:
@@ -299,6 +302,7 @@ class FloodResponseModel(TwinModel):
             "people_exposed": self.evacuation.people_exposed(),
             "people_evacuated": self.evacuation.people_evacuated(),
             "people_stranded": self.evacuation.people_stranded(),
+            "people_caught": self.evacuation.people_caught(),
             "roads_impassable_km": self.network.road_km(impassable),
             "roads_closed_km": self.closures.closed_km(),
             "late_closures": self.closures.late_count(),

@@ -362,6 +362,23 @@ class TravelGraph:
                 self._cache[(s, reverse)] = row
         return np.stack([self._cache[(int(s), reverse)] for s in src])
 
+    def trees_to(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(quickest time s from every node to each target, the next node on that way: -1 at the target or
+        where cut off), one row per target."""
+        if self._transposed is None:
+            self._transposed = self.matrix.T.tocsr()
+        dist, pred = dijkstra(self._transposed, directed=True, indices=np.asarray(targets, dtype=np.int64),
+                              return_predecessors=True)
+        return np.atleast_2d(dist), np.where(np.atleast_2d(pred) < 0, -1, np.atleast_2d(pred)).astype(np.int64)
+
+    def links_along(self, nodes: np.ndarray) -> np.ndarray:
+        """The quickest link between each two nodes following each other in ``nodes``."""
+        links = np.empty(max(nodes.size - 1, 0), dtype=np.int64)
+        for i, (u, v) in enumerate(zip(nodes[:-1], nodes[1:])):
+            parallel = self._links_between(int(u), int(v))
+            links[i] = parallel[np.argmin(self.time_s[parallel])]
+        return links
+
     def route(self, src: int, dst: int) -> Route:
         """The quickest route from node ``src`` to node ``dst`` (the quickest of parallel links)."""
         dist, pred = dijkstra(self.matrix, directed=True, indices=int(src), return_predecessors=True)
@@ -371,11 +388,7 @@ class TravelGraph:
         while nodes[-1] != src:
             nodes.append(int(pred[nodes[-1]]))
         path = np.asarray(nodes[::-1], dtype=np.int64)
-        links = np.empty(path.size - 1, dtype=np.int64)
-        for i, (u, v) in enumerate(zip(path[:-1], path[1:])):
-            parallel = self._links_between(int(u), int(v))
-            links[i] = parallel[np.argmin(self.time_s[parallel])]
-        return Route(path, links, float(dist[dst]))
+        return Route(path, self.links_along(path), float(dist[dst]))
 
     def _links_between(self, u: int, v: int) -> np.ndarray:
         """Links from node ``u`` to node ``v`` (parallel links share the pair)."""
