@@ -470,6 +470,34 @@ def test_skipping_dry_rows_and_quiet_tiles_changes_nothing():
     assert np.abs(runs[0].qx).max() > 0.01
 
 
+def test_each_steps_speeds_are_tracked_wherever_water_was_deeper_than_h_min():
+    """On tiles, speeds are computed only where a cell was deeper than h_min at the step's start or end.  With the
+    running maximum cleared before every step, each step's speeds equal those of a run on the rows' spans
+    (speeds everywhere), also in steps where a whole tile of flowing water drains to a film."""
+    rows, cols = 120, 192  # 12 tiles a row
+    z = np.linspace(0.0, 1.9, cols)[None, :] * np.ones((rows, 1))  # 1 % downhill to the east
+    depth = np.zeros_like(z)
+    depth[30:60, :40] = 0.3  # a pool, which sets the step
+    depth[70:100, 32:] = 2.5e-3  # a film that flows downhill while a sink thins it below h_min (1 mm)
+    grid = FloodGrid(z, 2.0, manning_n=0.03)
+    runs = [Simulation(grid, initial_depth_m=depth, boundary="closed", source_rate=lambda t: -2e-4)
+            for _ in range(2)]
+    runs[1]._on_tiles = lambda: False  # on the rows' spans: speeds everywhere, no flags
+    tiles_drained = 0
+    while runs[0].t_s < 30.0:
+        dt = runs[0].next_dt_s()
+        deep_before = runs[1].h > runs[1].h_min_m
+        for sim in runs:
+            sim._max_speed2[...] = 0.0
+            sim.step(dt)
+        assert runs[0]._tiles
+        deep_after = (runs[1].h > runs[1].h_min_m).reshape(rows, 12, 16).any(axis=2)
+        moved = (deep_before & (runs[1]._max_speed2 > 0.0)).reshape(rows, 12, 16).any(axis=2)
+        tiles_drained += int((moved & ~deep_after).sum())
+        np.testing.assert_array_equal(runs[0]._max_speed2, runs[1]._max_speed2)
+    assert tiles_drained > 50  # tiles whose speeds only the start-of-step flags bring in
+
+
 def test_hydrograph_lookups_match_numpy_interp_to_the_bit():
     """The per-step lookups in Python floats give np.interp's numbers, knots, ends and between."""
     rng = np.random.default_rng(3)

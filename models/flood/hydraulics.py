@@ -913,6 +913,9 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
     pre, buf = rows64[0][:cols], rows64[1][:cols]
     flags, h_min32 = flow[1 - now], np.float32(h_min)  # the next step's flags, over the last step's (``tiles``)
     deep = rows64[9].view(np.uint8)
+    words = flow.shape[2]
+    moving = rows64[7].view(np.uint64)[:words]  # a row's tiles with water deeper than h_min (``tiles``)
+    run_lo, run_hi = rows64[8].view(np.int64)[:32 * words + 1], rows64[8].view(np.int64)[32 * words + 1:64 * words + 2]
     for r in range(r0, r1):
         if limited[r] == _DRY_AROUND and tally[r, 5] == 0.0 and (
                 cells.row_rain[r] <= 0.0 if cells.soil >= 0 else not per_cell_src and src_uniform == 0.0):
@@ -1054,14 +1057,27 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
             for c in range(cols):
                 edge += max(np.float64(bot[c]), 0.0) * dx
         tally[r, 4] = edge
-        _track(new32s, high32s, xs, ts, bs, max_depth[r][lo:hi], max_speed[r][lo:hi], arrival[r][lo:hi], h_min,
-               arrival_depth, t_end)
+        _track_depth(new32s, max_depth[r][lo:hi], arrival[r][lo:hi], arrival_depth, t_end)
         if not tiles:
             _no_flags(tiles, flags[r])
-        elif _bits_f64(highest) > h_min:
-            row_flags(new32, lo, hi, h_min32, deep, flags[r])
+            _track_speed(high32s, xs, ts, bs, max_speed[r][lo:hi], h_min)
+            continue
+        # speeds only on the tiles with a cell deeper than h_min at the step's start or end (in a storm most
+        # of a row is a film, and its speed, 0, leaves the maximum as it is); as in pass 1, the last step's
+        # flags count too, read before this row's next flags replace them
+        was, will, ms2r = flow[now][r], flags[r], max_speed[r]
+        for w in range(moving.size):
+            moving[w] = was[w] | will[w]
+        if _bits_f64(highest) > h_min:
+            row_flags(new32, lo, hi, h_min32, deep, will)
         else:
-            row_flags(new32, 0, 0, h_min32, deep, flags[r])
+            row_flags(new32, 0, 0, h_min32, deep, will)
+        for w in range(moving.size):
+            moving[w] |= will[w]
+        for i in range(tile_runs(moving, cols, 0, run_lo, run_hi)):
+            a, e = max(run_lo[i], lo), min(run_hi[i], hi)
+            if a < e:
+                _track_speed(high32[a:e], qxr[a:e + 1], top[a:e], bot[a:e], ms2r[a:e], h_min)
 
 
 @njit(inline="always", **_JIT)
@@ -1179,34 +1195,44 @@ def _depth(h_old, q_west, q_east, q_north, q_south, dt_dx, dt_dy, s):
 
 
 @njit(inline="always", **_JIT)
-def _track(new32, high32, qxr, top, bot, md, ms2, at, h_min, arrival_depth, t_end):
-    """Running maxima of depth (m) and squared speed (m2/s2); ``at``: first time above ``arrival_depth`` (s).
+def _track_depth(new32, md, at, arrival_depth, t_end):
+    """Running maximum of depth (m); ``at``: first time above ``arrival_depth`` (s).
 
-    ``new32`` is the depth at the step's end, ``high32`` the larger of the
-    depths at its start and end (float32 copies, so that these loops run on
-    float32 alone).  Speed is |mean face discharge| / ``high32``: a cell that
-    drains or fills in the step would otherwise divide the step's discharge
-    by a film.  Arrival is read and written only in rows where some cell's
-    running maximum passed the threshold in this step.
+    ``new32`` is a float32 copy of the depth at the step's end, so that the
+    loop runs on float32 alone.  Arrival is read and written only in rows
+    where some cell's running maximum passed the threshold in this step.
     """
-    h_min32, arrival32, t_end32 = np.float32(h_min), np.float32(arrival_depth), np.float32(t_end)
-    half = np.float32(0.5)
+    arrival32, t_end32 = np.float32(arrival_depth), np.float32(t_end)
     crossed = np.int32(0)  # int32, so that the loop runs in 16-lane vectors
     for c in range(new32.size):
         old = md[c]
         new = max(old, new32[c])
         md[c] = new
         crossed = max(crossed, np.int32((new > arrival32) & (old <= arrival32)))
+    if crossed:
+        for c in range(new32.size):
+            if md[c] > arrival32 and np.isnan(at[c]):
+                at[c] = t_end32
+
+
+@njit(inline="always", **_JIT)
+def _track_speed(high32, qxr, top, bot, ms2, h_min):
+    """Running maximum of squared speed (m2/s2) where a cell is deeper than ``h_min`` at the step's start or end.
+
+    ``high32`` is the larger of the depths at the step's start and end (a
+    float32 copy).  Speed is |mean face discharge| / ``high32``: a cell that
+    drains or fills in the step would otherwise divide the step's discharge
+    by a film.  Elsewhere the speed counts as 0, which leaves the maximum as
+    it is, so that the caller may skip such cells.
+    """
+    h_min32, half = np.float32(h_min), np.float32(0.5)
+    for c in range(high32.size):
         hn = high32[c]
         ux = half * (np.float32(qxr[c]) + np.float32(qxr[c + 1]))
         uy = half * (np.float32(top[c]) + np.float32(bot[c]))
         wet = max(hn, h_min32)
         speed2 = (ux * ux + uy * uy) / (wet * wet)
         ms2[c] = max(ms2[c], speed2 if hn > h_min32 else np.float32(0.0))
-    if crossed:
-        for c in range(new32.size):
-            if md[c] > arrival32 and np.isnan(at[c]):
-                at[c] = t_end32
 
 
 # --------------------------------------------------------------------------------------
