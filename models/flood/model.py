@@ -144,6 +144,8 @@ class FloodResponseModel(TwinModel):
         self.vehicle_limit_m = float(hz["vehicle_limit_m"])
         self._link_depth = np.zeros(self.network.n_links)
         self._road_depth = np.zeros(self.network.n_roads)
+        self._graph: TravelGraph | None = None  # the vehicles' graph for the water last observed
+        self._graph_closed = np.zeros(0, dtype=bool)  # and the barriers it was built with
 
         self.police = [PolicePost(self, f"post-{i + 1}", int(self.network.nearest_node(x, y)[0]),
                                   pl["officers_per_post"]) for i, (x, y) in enumerate(pl["police_posts"])]
@@ -271,11 +273,16 @@ class FloodResponseModel(TwinModel):
         depth = self.field.sim.h.reshape(-1)
         self._link_depth = self.network.link_depth(depth)
         self._road_depth = self.network.road_depth(self._link_depth)
+        self._graph = None
 
     def _vehicle_graph(self) -> TravelGraph:
-        """Driving times on the network as it is now (water and barriers)."""
-        time_s = self.network.vehicle_time_s(self._link_depth, self.closures.closed_links(), self.vehicle_limit_m)
-        return self.network.graph(time_s)
+        """Driving times on the network as it is now (water and barriers): built again only when the water was
+        observed anew or a barrier went up or came down, so that police, pumps and evacuees share its routes."""
+        closed = self.closures.closed_links()
+        if self._graph is None or not np.array_equal(closed, self._graph_closed):
+            time_s = self.network.vehicle_time_s(self._link_depth, closed, self.vehicle_limit_m)
+            self._graph, self._graph_closed = self.network.graph(time_s), closed
+        return self._graph
 
     def advance(self) -> None:
         running = self.pumps.running(self.clock_s)
