@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from models.flood.vectors import BLOCK, LANES, fill8, fixed_sum, span_sum
+from models.flood.vectors import BLOCK, LANES, fill8, fixed_sum, prefetch, span_sum, trailing_zeros
 
 
 def _reference(a: np.ndarray) -> float:
@@ -73,3 +73,31 @@ def test_fill8_writes_its_eight_cells_and_no_other(start):
     view = row[10:50]  # a view: its own start
     _fill8(view, 1, 7.0)
     assert (row[11:19] == 7.0).all() and row[10] == 10.0 and row[19] == 19.0
+
+
+@njit
+def _lowest_bits(word):
+    found = []
+    while word:
+        found.append(trailing_zeros(word))
+        word &= word - np.uint64(1)
+    return found
+
+
+def test_trailing_zeros_walks_the_set_bits_of_a_word():
+    assert _lowest_bits(np.uint64(0b1011000)) == [3, 4, 6]
+    assert _lowest_bits(np.uint64(1) << np.uint64(63)) == [63]
+
+
+@njit
+def _sum_with_prefetch(a, ahead):
+    total = 0.0
+    for i in range(a.size):
+        prefetch(a, i + ahead)  # far past the end too: a prefetch never faults
+        total += a[i]
+    return total
+
+
+def test_prefetch_changes_no_number_and_never_faults():
+    a = np.arange(1000, dtype=np.float64)
+    assert _sum_with_prefetch(a, 64) == _sum_with_prefetch(a, 1 << 40) == a.sum()

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
+
+from models.flood.vectors import trailing_zeros
 
 TILE_COLS = 16
 """Columns of a tile: a 512-bit vector of float32.  (Carlisle, in a storm's wettest half hour: the active tiles
@@ -69,18 +68,6 @@ def tile_marks(flat_cells: np.ndarray, cols: int) -> tuple[np.ndarray, np.ndarra
     return keys // word_count(cols), keys % word_count(cols), bits
 
 
-@intrinsic
-def _trailing_zeros(typingctx, x):
-    """Trailing zero bits of a non-zero uint64 (one instruction)."""
-    if x != types.uint64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
-
-    return types.int64(types.uint64), codegen
-
-
 @numba.njit(inline="always", **_JIT)
 def active_tiles(flow, now, r, out):
     """``out``: the bits of the active tiles of row r: a cell of rows r-1..r+1 deeper than h_min, at this
@@ -105,7 +92,7 @@ def tile_runs(mask, cols, expand, starts, ends):
             rest = (word if first < 0 else ~word) >> np.uint64(pos)
             if rest == 0:
                 break
-            pos += _trailing_zeros(rest)
+            pos += trailing_zeros(rest)
             if first < 0:
                 first = base + pos
             else:

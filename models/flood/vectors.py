@@ -11,13 +11,16 @@ per 32 elements; written as 32 scalar sums, LLVM does not vectorise it
 (numba does not run LLVM's straight-line vectoriser, measured).
 
 Stores of one value to eight neighbouring cells (``fill8``), for the same
-reason: eight scalar stores otherwise.
+reason: eight scalar stores otherwise.  And two single instructions numba
+has no word for: the count of trailing zero bits (``trailing_zeros``, to walk
+the set bits of a mask) and a prefetch (``prefetch``).
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 8  # float64 per vector (512 bits)
@@ -84,6 +87,38 @@ def _block_total(typingctx, a, m):
         return builder.extract_element(total, ir.Constant(i32, 0))
 
     return types.float64(a, m), codegen
+
+
+@intrinsic
+def trailing_zeros(typingctx, x):
+    """Trailing zero bits of a non-zero uint64 (one instruction)."""
+    if x != types.uint64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+    return types.int64(types.uint64), codegen
+
+
+@intrinsic
+def prefetch(typingctx, a, index):
+    """Ask for the cache line of a[index] (1D, contiguous) ahead of its use.  Changes no number, and never
+    faults: an index past the end is allowed."""
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        at = builder.gep(data, [context.cast(builder, args[1], signature.args[1], types.int64)])
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        # read, keep in all cache levels, data
+        builder.call(fn, [builder.bitcast(at, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(a, index), codegen
 
 
 @intrinsic
