@@ -611,6 +611,27 @@ def _row_levels_between(z, h, e32, z32, h32, run_k, n_k, run_y, n_y):
 
 
 @njit(**_JIT_ROWS)
+def _north_of_block(b, z, h, qy, gn2_y, gn2, per_face_n, open_edges, edge_slope, seam_old, prev_old, inv_dy, g_dt,
+                    dt, h_min):
+    """Pass 1 before block b's first row: the old discharges above it into ``prev_old`` (from the seam's copy, or
+    the grid's north edge), and on the north edge its new faces (zero where closed)."""
+    rows, cols = h.shape
+    if b == 0:
+        for c in range(cols):
+            prev_old[c] = qy[0, c]
+        if not open_edges[0]:
+            for c in range(cols):
+                qy[0, c] = 0.0
+        else:
+            inner = min(1, rows - 1)
+            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
+                      inv_dy, g_dt, dt, h_min)
+    else:
+        for c in range(cols):
+            prev_old[c] = seam_old[b, 0, c]
+
+
+@njit(**_JIT_ROWS)
 def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
                 starts, seam_old, f, limited, flow, now, dt, dx, dy, h_min, theta, rows32, rows_q, row_qx,
                 masks, runs):
@@ -645,19 +666,8 @@ def _flux_block(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge
     _row_levels(z[r0], h[r0], e_r, z_r, h_r, run_r[0], run_r[1], n_r)
     for w in range(y_prev.size):  # the old discharges above the block's first row are all in ``prev_old``
         y_prev[w] = _ALL_TILES
-    if b == 0:
-        for c in range(cols):
-            prev_old[c] = qy[0, c]
-        if not open_edges[0]:
-            for c in range(cols):
-                qy[0, c] = 0.0
-        else:
-            inner = min(1, rows - 1)
-            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
-                      inv_dy, g_dt, dt, h_min)
-    else:
-        for c in range(cols):
-            prev_old[c] = seam_old[b, 0, c]
+    _north_of_block(b, z, h, qy, gn2_y, gn2, per_face_n, open_edges, edge_slope, seam_old, prev_old, inv_dy, g_dt,
+                    dt, h_min)
     for r in range(r0, r1):
         qxr, h_row = qx[r], h_r
         for i in range(n_r):
@@ -779,19 +789,8 @@ def _flux_block_spans(b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges
     x_new, prev_old, cur_old = row_qx[:cols + 1], rows_q[0][:cols], rows_q[1][:cols]
     lo, hi = span[r0, 0], span[r0, 1]
     _levels32(z[r0][lo:hi], h[r0][lo:hi], e_r[lo:hi], z_r[lo:hi], h_r[lo:hi])
-    if b == 0:
-        for c in range(cols):
-            prev_old[c] = qy[0, c]
-        if not open_edges[0]:
-            for c in range(cols):
-                qy[0, c] = 0.0
-        else:
-            inner = min(1, rows - 1)
-            _edge_row(qy[0], -1.0, h[0], z[0], h[inner], z[inner], rows > 1, gn2_y[0], per_face_n, gn2, edge_slope,
-                      inv_dy, g_dt, dt, h_min)
-    else:
-        for c in range(cols):
-            prev_old[c] = seam_old[b, 0, c]
+    _north_of_block(b, z, h, qy, gn2_y, gn2, per_face_n, open_edges, edge_slope, seam_old, prev_old, inv_dy, g_dt,
+                    dt, h_min)
     for r in range(r0, r1):
         qxr, h_row = qx[r], h_r
         lo, hi = span[r, 0], span[r, 1]

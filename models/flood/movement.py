@@ -353,21 +353,21 @@ class TravelGraph:
         src = np.atleast_1d(np.asarray(sources, dtype=np.int64))
         missing = [int(s) for s in src if (int(s), reverse) not in self._cache]
         if missing:
-            mat = self.matrix
-            if reverse:
-                if self._transposed is None:
-                    self._transposed = self.matrix.T.tocsr()
-                mat = self._transposed
+            mat = self._reversed() if reverse else self.matrix
             for s, row in zip(missing, np.atleast_2d(dijkstra(mat, directed=True, indices=missing))):
                 self._cache[(s, reverse)] = row
         return np.stack([self._cache[(int(s), reverse)] for s in src])
 
+    def _reversed(self) -> csr_matrix:
+        """The graph with every link turned round (times to a node from every other), built once."""
+        if self._transposed is None:
+            self._transposed = self.matrix.T.tocsr()
+        return self._transposed
+
     def trees_to(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(quickest time s from every node to each target, the next node on that way: -1 at the target or
         where cut off), one row per target."""
-        if self._transposed is None:
-            self._transposed = self.matrix.T.tocsr()
-        dist, pred = dijkstra(self._transposed, directed=True, indices=np.asarray(targets, dtype=np.int64),
+        dist, pred = dijkstra(self._reversed(), directed=True, indices=np.asarray(targets, dtype=np.int64),
                               return_predecessors=True)
         return np.atleast_2d(dist), np.where(np.atleast_2d(pred) < 0, -1, np.atleast_2d(pred)).astype(np.int64)
 
