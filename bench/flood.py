@@ -9,7 +9,10 @@
    hydrographs, open edges, for ``--full-duration`` seconds of the storm; and
    again for ``--heavy-duration`` seconds of its wettest rain (the rain series
    from ``--heavy-from`` on, moved to start at 0; soils start dry, so Green-Ampt
-   ponds within minutes and solves on most cells every step).  A city's
+   ponds within minutes and solves on most cells at each source step).  Rain
+   and infiltration are applied every ``--source-step`` seconds (the
+   command's default); the wettest window runs again with them applied at
+   every hydraulic step (``--source-step 0``), for comparison.  A city's
    outline leaves part of the grid outside its domain: the rate of the
    domain's own cells is printed too.
 2. Against landlab's ``OverlandFlow`` (the same local inertial scheme of
@@ -31,7 +34,8 @@ on the DEM cells: the share of cells whose wet/dry state (max depth above
 mean absolute difference.
 
     .venv/bin/python bench/flood.py [--size 200] [--duration 1800] [--anuga-size 40]
-        [--anuga-duration 1800] [--kernel-size 1000] [--kernel-steps 200] [--full-duration 300] [--heavy-duration 1800] [--repeat 3]
+        [--anuga-duration 1800] [--kernel-size 1000] [--kernel-steps 200] [--full-duration 300] [--heavy-duration 1800]
+        [--source-step 2] [--repeat 3]
 
 landlab and ANUGA come with the ``bench`` extra (``pip install -e '.[bench]'``);
 a backend that cannot be imported is reported with the reason and skipped.
@@ -321,13 +325,17 @@ MANNING_BY_LAND_CLASS = {"11": 0.035, "20": 0.05}
 """n (s/m^(1/3)) of the sample's two land classes for the full-physics run: water and wooded strips, built-up land."""
 
 
-def full_physics_speed(duration_s: float, times: int, rain_from_s: float = 0.0) -> tuple[list[float], float]:
+def full_physics_speed(duration_s: float, times: int, rain_from_s: float = 0.0,
+                       source_step_s: float | None = None) -> tuple[list[float], float]:
     """(cell updates/s of each run, share of the grid in the domain) of ``twin flood simulate`` on the Carlisle
     5 m grid with every source on (see the docstring).
 
     ``rain_from_s``: the rain series from that time on (a row's time), moved to start at 0.
+    ``source_step_s``: how often rain and infiltration are applied (None: the command's default).
     """
-    from models.flood.simulate import FloodOptions, prepare, run
+    from models.flood.simulate import DEFAULT_SOURCE_STEP_S, FloodOptions, prepare, run
+
+    source_step = DEFAULT_SOURCE_STEP_S if source_step_s is None else source_step_s
 
     data = ROOT / "gis_data" / "carlisle"
     rates, share = [], math.nan
@@ -353,7 +361,8 @@ def full_physics_speed(duration_s: float, times: int, rain_from_s: float = 0.0) 
                                    rain=rain, rain_zones=data / "rain_zones.tif",
                                    inflows=data / "inflows.geojson", landcover=data / "landcover.tif",
                                    landcover_table=table, infiltration="green_ampt",
-                                   buildings=data / "buildings_derived.gpkg", boundary="open")
+                                   buildings=data / "buildings_derived.gpkg", boundary="open",
+                                   source_step_s=source_step)
             prepared = prepare(options)
             share = float(prepared.grid.active.mean())
             rates.append(run(prepared).cell_updates_per_s)
@@ -413,6 +422,9 @@ def main() -> None:
                         help="time (s) of the rain row that starts the full-physics run in heavy rain")
     parser.add_argument("--heavy-duration", type=float, default=1800.0,
                         help="simulated time of the full-physics run in heavy rain (s); 0 skips it")
+    parser.add_argument("--source-step", type=float, default=None,
+                        help="seconds between applications of rain and infiltration in the full-physics runs "
+                             "(default: twin flood simulate's)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["kernel", "full", "landlab", "anuga"],
                         help="parts to leave out")
     args = parser.parse_args()
@@ -429,17 +441,23 @@ def main() -> None:
               f"{statistics.median(rates):.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}); "
               f"balance error {error:.1e}; numba threading layer {numba.threading_layer()}")
     if "full" not in args.skip:
-        for label, duration, rain_from in (
-                (f"the storm's first {args.full_duration:g} s", args.full_duration, 0.0),
-                (f"its wettest {args.heavy_duration:g} s (the rain from {args.heavy_from:g} s on, moved to 0)",
-                 args.heavy_duration, args.heavy_from)):
+        from models.flood.simulate import DEFAULT_SOURCE_STEP_S
+
+        step = DEFAULT_SOURCE_STEP_S if args.source_step is None else args.source_step
+        wettest = f"its wettest {args.heavy_duration:g} s (the rain from {args.heavy_from:g} s on, moved to 0)"
+        for label, duration, rain_from, source_step in (
+                (f"the storm's first {args.full_duration:g} s", args.full_duration, 0.0, step),
+                (wettest, args.heavy_duration, args.heavy_from, step),
+                (wettest, args.heavy_duration if step > 0 else 0.0, args.heavy_from, 0.0)):
             if duration <= 0:
                 continue
-            rates, share = full_physics_speed(duration, args.repeat, rain_from)
+            rates, share = full_physics_speed(duration, args.repeat, rain_from, source_step)
             rate = statistics.median(rates)
-            print(f"twin flood simulate, all sources on, Carlisle 5 m (1855 x 1813), {label}: {rate:.3g} cell "
-                  f"updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}); the domain is {share:.0%} of the "
-                  f"grid: {rate * share:.3g} updates/s of its cells")
+            sources = f"rain and infiltration every {source_step:g} s" if source_step > 0 else (
+                "rain and infiltration at every step")
+            print(f"twin flood simulate, all sources on ({sources}), Carlisle 5 m (1855 x 1813), {label}: "
+                  f"{rate:.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}); the domain is "
+                  f"{share:.0%} of the grid: {rate * share:.3g} updates/s of its cells")
     if "landlab" not in args.skip:
         case = rain_case(args.size, args.manning, args.rain_mm_h, args.duration)
         compare(case, ["ours", "landlab"], args.repeat, args.wet_m)

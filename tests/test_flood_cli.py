@@ -304,6 +304,20 @@ def test_valid_box_runs(capsys, box: Path) -> None:
     assert code == 0, err
 
 
+def test_source_step_is_recorded_and_checked(capsys, box: Path) -> None:
+    from models.flood.simulate import DEFAULT_SOURCE_STEP_S
+    from twin.cli import flood_cmd
+
+    assert flood_cmd.DEFAULT_SOURCE_STEP_S == DEFAULT_SOURCE_STEP_S  # the help's number is the solver's
+    code, _, err = _run(capsys, *_base(box), "--rain", box / "rain.csv", "--source-step", 7.5)
+    assert code == 0, err
+    record = json.loads((box / "out" / "mass_balance.json").read_text())
+    assert record["options"]["source_step_s"] == 7.5 and "--source-step 7.5" in record["command_line"]
+    assert record["volumes"]["rain_m3"] == pytest.approx(10.0 / 3.6e6 * 60.0 * 64 * CELL_M**2, rel=1e-12)
+    code, _, err = _run(capsys, *_base(box), "--source-step", -1, "--out", box / "again")
+    _assert_refused(code, err, box / "again", "--source-step", "-1")
+
+
 def test_held_level_fills_a_dry_box(capsys, box: Path) -> None:
     _write_csv(box / "level.csv", ["time_s", "value"], [[0, 0.3], [600, 0.3]])
     path = _write_inflows(box, {"name": "river", "kind": "level", "hydrograph": "level.csv"})

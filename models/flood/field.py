@@ -134,13 +134,17 @@ class FloodField:
         if infiltration != "none" and classes is not None:
             infil = Infiltration(infiltration, np.where(prep.grid.active, classes, -1).astype(np.int16))
         drains = drainage_sink(drainage, classes, prep.grid.active) if drainage is not None else None
-        # Without drains, the step itself applies rain and infiltration, at each step's own time and depth.
+        # Without drains, the solver's step itself applies rain and infiltration, every ``source_step_s``.
         in_step = drains is None and ZonedSources.pays(prep.rain, infil)
         sim = Simulation(prep.grid, boundary=opt.boundary,
                          inflows=[b for b in prep.boundaries if isinstance(b, DischargeInflow)],
                          level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
                          initial_depth_m=prep.initial_depth_m,
-                         cell_sources=ZonedSources(prep.rain, infil, prep.grid.shape) if in_step else None)
+                         cell_sources=ZonedSources(prep.rain, infil, prep.grid.shape) if in_step else None,
+                         source_step_s=opt.source_step_s,
+                         # a soil alone takes what the sink takes: its store gives back what the cap keeps out
+                         sink_store=infil.cumulative_m if infil is not None and drains is None and not in_step
+                         else None)
         return cls(prep, SurfaceSinks(infil, drains), sim)
 
     def __post_init__(self) -> None:

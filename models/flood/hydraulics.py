@@ -81,7 +81,7 @@ from models.flood.boundaries import (
     hold_levels,
     place,
 )
-from models.flood.sources import NO_CELL_SOURCES, ZonedSources, net_rain_row
+from models.flood.sources import NO_CELL_SOURCES, SOIL_NONE, ZonedSources, net_rain_row
 from models.flood.vectors import prefetch, span_sum, trailing_zeros
 from models.flood.tiles import (
     TILE_COLS,
@@ -916,7 +916,8 @@ def _no_flags(tiles, out):
 
 @njit(**_JIT_ROWS)
 def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
-                      has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                      has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed,
+                      arrival,
                       tally, rows32, rows_q, rows64, flow, now, tiles):
     """Pass 2 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``rows64``: the thread's row buffers).
 
@@ -941,9 +942,12 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
     moving = rows64[7].view(np.uint64)[:words]  # a row's tiles with water deeper than h_min (``tiles``)
     run_lo, run_hi = rows64[8].view(np.int64)[:32 * words + 1], rows64[8].view(np.int64)[32 * words + 1:64 * words + 2]
     for r in range(r0, r1):
-        if limited[r] == _DRY_AROUND and tally[r, 5] == 0.0 and (
-                cells.row_rain[r] <= 0.0 if cells.soil >= 0 else not per_cell_src and src_uniform == 0.0):
-            for i in range(5):  # no water, no face carries any, no source: nothing changes
+        if limited[r] == _DRY_AROUND and (
+                tally[r, 5] == 0.0 and cells.row_rain[r] <= 0.0 if cells.soil >= 0
+                else not per_cell_src and src_uniform == 0.0):
+            for i in range(5):  # no face carries water and no source adds or takes any (soils take only water
+                # there is, so a row with some may be skipped only where nothing rains on it and it holds none):
+                # nothing changes, not even the row's largest depth
                 tally[r, i] = 0.0
             _no_flags(tiles, flags[r])
             continue
@@ -1007,15 +1011,15 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
         pres, bufs, new32s, high32s = pre[lo:hi], buf[lo:hi], new32[lo:hi], high32[lo:hi]
         if cells.soil >= 0:  # rain by zone and infiltration, from the depth this loop is about to read
             sr = rows64[2][lo:hi]
-            net_rain_row(cells, r, lo, hi, hs, dt, sr, rows64[3:10])
+            net_rain_row(cells, r, lo, hi, hs, src_dt, sr, rows64[3:10])
         else:
             sr = src[r][lo:hi] if per_cell_src else src[0]
-        s_uniform = src_uniform * dt
+        s_uniform = src_uniform * src_dt
         lowest = highest = np.int64(0)
         if per_cell_src:
             for c in range(n):
                 rate, wet = sr[c], acts[c]
-                s = rate * dt if wet else 0.0
+                s = rate * src_dt if wet else 0.0
                 old = hs[c]
                 new, a = _depth(old, xs[c], xs[c + 1], ts[c], bs[c], dt_dx, dt_dy, s)
                 hs[c], pres[c], new32s[c], high32s[c] = new, a, np.float32(new), np.float32(max(new, old))
@@ -1054,7 +1058,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
             if per_cell_src:
                 for c in range(n):
                     rate, wet = sr[c], acts[c]
-                    want = max(-rate * dt, 0.0) if wet else 0.0
+                    want = max(-rate * src_dt, 0.0) if wet else 0.0
                     bufs[c] = max(want - max(pres[c], 0.0), 0.0)
             else:
                 want_uniform = max(-s_uniform, 0.0)
@@ -1062,15 +1066,21 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
                     want = want_uniform * acts[c]
                     bufs[c] = max(want - max(pres[c], 0.0), 0.0)
             tally[r, 2] = span_sum(buf, lo, hi)
+            if sink_store.shape[1] == cols and tally[r, 2] > 0.0:  # the sinks took only the water there was:
+                # where a store counts what they took (the soils' cumulative depth), it gives back what the cap
+                # kept out
+                taken = sink_store[r][lo:hi]
+                for c in range(n):
+                    taken[c] -= bufs[c]
         tally[r, 0] = tally[r, 1] = 0.0
         if per_cell_src:
             for c in range(n):
                 rate, wet = sr[c], acts[c]
-                bufs[c] = max(rate * dt, 0.0) if wet else 0.0
+                bufs[c] = max(rate * src_dt, 0.0) if wet else 0.0
             tally[r, 0] = span_sum(buf, lo, hi)
             for c in range(n):
                 rate, wet = sr[c], acts[c]
-                bufs[c] = max(-rate * dt, 0.0) if wet else 0.0
+                bufs[c] = max(-rate * src_dt, 0.0) if wet else 0.0
             tally[r, 1] = span_sum(buf, lo, hi)
         tally[r, 5] = _bits_f64(highest)
         edge = (max(-np.float64(qxr[0]), 0.0) + max(np.float64(qxr[cols]), 0.0)) * dy
@@ -1118,8 +1128,10 @@ def _pass1(tiles, b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, ed
 
 @njit(**_JIT_ROWS)
 def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-          seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta, t_end,
-          arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks, runs):
+          seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx, dy,
+          h_min, theta, t_end,
+          arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles,
+          masks, runs):
     """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
 
     Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
@@ -1145,18 +1157,22 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
         _seam_block(b, h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         if b - 1 > first or first == 0:
             _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform,
-                              per_cell_src, cells, has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
+                              per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end,
+                              arrival_depth, max_depth,
                               max_speed, arrival, tally, r32, rq, r64, flow, now, tiles)
     if last == nb - 1 and (last > first or first == 0):
         _continuity_block(last, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
-                          has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                          has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
+                          max_speed, arrival,
                           tally, r32, rq, r64, flow, now, tiles)
 
 
 @njit(parallel=True, **_JIT)
 def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-                seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-                t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks, runs):
+                seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt,
+                dx, dy, h_min, theta,
+                t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
+                now, tiles, masks, runs):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams; the step's ``_totals``.
 
     The blocks on either side of a seam between bands are ``_SEAM_ROWS`` rows
@@ -1169,26 +1185,33 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
             _save_old_seam(qy, starts, seam_old, bands[j])
     for j in prange(nbands):
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-              seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-              t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks,
+              seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx,
+              dy, h_min, theta,
+              t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
+              tiles, masks,
               runs)
     for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         for b in range(bands[j] - 1, bands[j] + 1):
             _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
-                              has_sinks, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                              has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
+                              max_speed, arrival,
                               tally, rows32[0], rows_q[0], rows64[0], flow, now, tiles)
     return _totals(tally)
 
 
 @njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-                 seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks, runs):
+                 seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt,
+                 dx, dy, h_min, theta,
+                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
+                 now, tiles, masks, runs):
     """One step on the calling thread: all blocks as one band; the step's ``_totals``."""
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-          seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, dt, dx, dy, h_min, theta,
-          t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles, masks,
+          seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx, dy,
+          h_min, theta,
+          t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
+          tiles, masks,
               runs)
     return _totals(tally)
 
@@ -1335,6 +1358,21 @@ class Simulation:
     which the step applies itself as it updates the depths (one pass over the
     grid instead of two).  ``dtype`` is the storage type of the discharges
     (the face update itself runs in float32).
+
+    ``source_step_s`` (with ``cell_sources``): rain and infiltration are
+    applied once every so many seconds of simulated time (at the first step
+    that reaches it, and at every step a caller settles: :meth:`step`),
+    over the whole time since they were last applied: the rain as its rate
+    then (its mean where the series changes within that time), the soil's
+    take solved exactly over it.  Between,
+    a step moves water only where faces carry it, and rows that hold only a
+    film are left as they are.  0 applies them at every step.
+
+    A sink takes at most the water a cell holds after the step's fluxes.
+    Where the sink's amount was also added to a store (a soil's cumulative
+    infiltration: the cell sources' own, or ``sink_store`` (m) for a
+    ``source_rate`` whose sinks are a soil's alone), the store gives back
+    what the cap kept out, so that it holds what was taken.
     """
 
     def __init__(self, grid: FloodGrid, *, boundary: str | Mapping[str, str] | Edges = "closed",
@@ -1342,13 +1380,16 @@ class Simulation:
                  source_rate: SourceRate | None = None, cell_sources: ZonedSources | None = None,
                  initial_depth_m: float | np.ndarray | None = None,
                  alpha: float = 0.5, theta: float = 0.8, max_dt_s: float = 10.0, h_min_m: float = 1e-3,
-                 arrival_depth_m: float = 0.1, dtype: type = np.float32) -> None:
+                 arrival_depth_m: float = 0.1, dtype: type = np.float32, source_step_s: float = 0.0,
+                 sink_store: np.ndarray | None = None) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if not 0.0 <= theta <= 1.0:
             raise ValueError(f"theta must be in [0, 1], got {theta}")
         if not (max_dt_s > 0 and h_min_m > 0 and arrival_depth_m > 0):
             raise ValueError("max_dt_s, h_min_m and arrival_depth_m must be positive")
+        if not (math.isfinite(source_step_s) and source_step_s >= 0):
+            raise ValueError(f"source_step_s must be finite and >= 0, got {source_step_s}")
         if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError("dtype must be float32 or float64")
         self.grid = grid
@@ -1362,6 +1403,12 @@ class Simulation:
             raise ValueError(f"cell_sources are {cell_sources.shape}, the grid is {(rows, cols)}")
         self.source_rate = source_rate
         self.cell_sources = cell_sources
+        self.source_step_s = float(source_step_s)
+        if sink_store is not None and (np.shape(sink_store) != (rows, cols) or sink_store.dtype != np.float64
+                                       or not sink_store.flags.c_contiguous):
+            raise ValueError(f"sink_store must be a C-contiguous float64 array of the grid's shape {(rows, cols)}")
+        self._sink_store = sink_store if sink_store is not None else np.zeros((1, 1))
+        self._sources_from_s = 0.0  # the time up to which the cell sources have been applied
         self._z = _staggered((rows, cols), np.float64, 0)
         self._z[...] = grid.kernel_bed()
         self._area = grid.cell_area_m2
@@ -1493,18 +1540,33 @@ class Simulation:
             arr = np.ascontiguousarray(arr, dtype=np.float64)
         return arr, 0.0, True
 
-    def step(self, dt_s: float) -> None:
-        """Advance by ``dt_s`` (s), which must not exceed :meth:`next_dt_s`."""
+    def step(self, dt_s: float, *, settle: bool = False) -> None:
+        """Advance by ``dt_s`` (s), which must not exceed :meth:`next_dt_s`.
+
+        ``settle``: apply the cell sources due so far in this step (see
+        ``source_step_s``), so that the state after it holds all the rain
+        to its end: callers settle at the times they read results.
+        """
         dx, dy = self.grid.dx_m, self.grid.dy_m
         t0, t1 = self.t_s, self.t_s + dt_s
-        if self.cell_sources is not None:
-            cells, (src, src_uniform, per_cell) = self.cell_sources.at(t0 + 0.5 * dt_s), (self._no_src, 0.0, True)
-        else:
+        src_dt = dt_s
+        if self.cell_sources is None:
             cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, self._source(t0 + 0.5 * dt_s)
+        elif self.source_step_s <= 0.0:
+            cells, (src, src_uniform, per_cell) = self.cell_sources.during(t0, t1), (self._no_src, 0.0, True)
+            self._sources_from_s = t1
+        elif settle or t1 - self._sources_from_s >= self.source_step_s * (1.0 - 1e-12):
+            src_dt = t1 - self._sources_from_s
+            cells = self.cell_sources.during(self._sources_from_s, t1)
+            src, src_uniform, per_cell = self._no_src, 0.0, True
+            self._sources_from_s = t1
+        else:  # no source this step: only where faces carry water does anything change
+            cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, (self._no_src, 0.0, False)
         *sums, self._h_max, finite = self._kernel(
             self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
             self._open, self._edge_slope, self._starts, self._span, self._seam_old, self._seam, self._f, self._limited,
-            self._active, src, src_uniform, per_cell, cells, per_cell or src_uniform < 0.0, dt_s, dx, dy,
+            self._active, src, src_uniform, per_cell, cells, per_cell or src_uniform < 0.0,
+            cells.cumulative if cells.soil > SOIL_NONE else self._sink_store, src_dt, dt_s, dx, dy,
             self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival,
             self._tally, self._rows32, self._rows_q, self._rows_qx, self._rows64, self._flow, self._now,
             self._on_tiles(), self._masks, self._runs)
@@ -1512,7 +1574,7 @@ class Simulation:
         if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
                                      "check the sources for NaN, or lower alpha or max_dt_s")
-        self._book(sums, dt_s, src_uniform, per_cell)
+        self._book(sums, dt_s, src_dt, src_uniform, per_cell)
         if self._inflows or self._levels:
             self._boundary_cells(t0, t1)
         self.t_s = t1
@@ -1534,13 +1596,13 @@ class Simulation:
             self._tiles = deep < _TILES_BELOW * max(self._n_active, 1)
         return self._tiles
 
-    def _book(self, sums: np.ndarray, dt_s: float, src_uniform: float, per_cell: bool) -> None:
-        """Add the step's volumes (m3) from the kernels' tallies to the balance."""
+    def _book(self, sums: np.ndarray, dt_s: float, src_dt_s: float, src_uniform: float, per_cell: bool) -> None:
+        """Add the step's volumes (m3) from the kernels' tallies to the balance (sources over ``src_dt_s``)."""
         if per_cell:
             gains, wants = float(sums[0]), float(sums[1])
         else:
-            gains = self._n_active * max(src_uniform, 0.0) * dt_s
-            wants = self._n_active * max(-src_uniform, 0.0) * dt_s
+            gains = self._n_active * max(src_uniform, 0.0) * src_dt_s
+            wants = self._n_active * max(-src_uniform, 0.0) * src_dt_s
         t = self._totals
         t["source_in"] += gains * self._area
         t["sink_out"] += (wants - float(sums[2])) * self._area
@@ -1567,11 +1629,13 @@ class Simulation:
 
         Cutting only the last step short before each report, at theta = 1,
         pumps energy into grid-scale waves on ponded water (a still pool grows
-        a checkerboard); equal steps of the same number do not.
+        a checkerboard); equal steps of the same number do not.  The step that
+        lands on the target settles the cell sources (:meth:`step`).
         """
         remaining = target_s - self.t_s
-        dt = remaining / max(1, math.ceil(remaining / self.next_dt_s() - 1e-9))
-        self.step(dt)
+        n = max(1, math.ceil(remaining / self.next_dt_s() - 1e-9))
+        dt = remaining / n
+        self.step(dt, settle=n == 1)
         return dt
 
     def withdraw(self, cells: np.ndarray, volume_m3: float) -> float:

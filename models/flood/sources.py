@@ -1152,6 +1152,24 @@ class ZonedSources:
             self._row, self._now = i, self._base._replace(rain=rain, row_rain=row_rain)
         return self._now
 
+    def during(self, t0_s: float, t1_s: float) -> CellSources:
+        """The sources of a step over [t0_s, t1_s]: those of its mid time, or where the series changes within
+        it, the mean (``over``)."""
+        if self.rain is not None and self.rain.row_at(t0_s) != self.rain.row_at(np.nextafter(t1_s, t0_s)):
+            return self.over(t0_s, t1_s)
+        return self.at(0.5 * (t0_s + t1_s))
+
+    def over(self, t0_s: float, t1_s: float) -> CellSources:
+        """The sources of a step that applies those of [t0_s, t1_s]: each zone's mean rain rate over it (its
+        exact depth, across any change of the series' rows, divided by the time)."""
+        if self.rain is None:
+            return self._base
+        if not t1_s > t0_s:
+            raise ValueError(f"the sources' time [{t0_s}, {t1_s}] s is empty")
+        rain = np.append(self.rain.depth_mm_between(t0_s, t1_s) / (1000.0 * (t1_s - t0_s)), 0.0)
+        row_rain = np.where(self._zones_of_row, rain, 0.0).max(axis=1)
+        return self._base._replace(rain=rain, row_rain=row_rain)
+
 
 # ----------------------------------------------------------------------------- urban drainage
 

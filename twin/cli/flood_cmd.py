@@ -7,13 +7,16 @@ import shlex
 import sys
 from pathlib import Path
 
+#: ``models.flood.simulate.DEFAULT_SOURCE_STEP_S``, repeated so that the help does not import the solver.
+DEFAULT_SOURCE_STEP_S = 2.0
+
 _SIMULATE_FLAGS = (
     ("dem", "--dem"), ("duration", "--duration"), ("rain", "--rain"), ("rain_zones", "--rain-zones"),
     ("inflows", "--inflows"), ("manning", "--manning"), ("landcover", "--landcover"),
     ("landcover_table", "--landcover-table"), ("infiltration", "--infiltration"), ("buildings", "--buildings"),
     ("probes", "--probes"), ("initial_level", "--initial-level"), ("initial_depth", "--initial-depth"),
     ("boundary", "--boundary"), ("coarsen", "--coarsen"), ("frame_every", "--frame-every"),
-    ("report_every", "--report-every"), ("out", "--out"),
+    ("report_every", "--report-every"), ("source_step", "--source-step"), ("out", "--out"),
 )
 
 
@@ -51,6 +54,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--frame-every", type=float, metavar="SECONDS", help="write depth_<t>.tif this often")
     sim.add_argument("--report-every", type=float, metavar="SECONDS",
                      help="probe rows and balance series this often (default: --frame-every, else 60 s)")
+    sim.add_argument("--source-step", type=float, metavar="SECONDS", default=None,
+                     help="apply rain and infiltration this often, over the time since they were last applied "
+                          f"(default {DEFAULT_SOURCE_STEP_S:g} s; 0: at every hydraulic step)")
     sim.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder (new or empty)")
     sim.set_defaults(handler=cmd_simulate)
     flood.set_defaults(handler=lambda args: flood.print_help() or 2)
@@ -76,7 +82,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         landcover_table=args.landcover_table, infiltration=args.infiltration, buildings=args.buildings,
         probes=args.probes, initial_level_m=args.initial_level, initial_depth=args.initial_depth,
         boundary=args.boundary, coarsen=args.coarsen, frame_every_s=args.frame_every,
-        report_every_s=args.report_every, command_line=command_line(args))
+        report_every_s=args.report_every, command_line=command_line(args),
+        **({} if args.source_step is None else {"source_step_s": args.source_step}))
     interactive = sys.stderr.isatty()
 
     def show(percent: float, message: str) -> None:
