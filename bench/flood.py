@@ -325,17 +325,15 @@ MANNING_BY_LAND_CLASS = {"11": 0.035, "20": 0.05}
 """n (s/m^(1/3)) of the sample's two land classes for the full-physics run: water and wooded strips, built-up land."""
 
 
-def full_physics_speed(duration_s: float, times: int, rain_from_s: float = 0.0,
-                       source_step_s: float | None = None) -> tuple[list[float], float]:
+def full_physics_speed(duration_s: float, times: int, rain_from_s: float,
+                       source_step_s: float) -> tuple[list[float], float]:
     """(cell updates/s of each run, share of the grid in the domain) of ``twin flood simulate`` on the Carlisle
     5 m grid with every source on (see the docstring).
 
     ``rain_from_s``: the rain series from that time on (a row's time), moved to start at 0.
-    ``source_step_s``: how often rain and infiltration are applied (None: the command's default).
+    ``source_step_s``: how often rain and infiltration are applied (s; 0: at every step).
     """
-    from models.flood.simulate import DEFAULT_SOURCE_STEP_S, FloodOptions, prepare, run
-
-    source_step = DEFAULT_SOURCE_STEP_S if source_step_s is None else source_step_s
+    from models.flood.simulate import FloodOptions, prepare, run
 
     data = ROOT / "gis_data" / "carlisle"
     rates, share = [], math.nan
@@ -362,7 +360,7 @@ def full_physics_speed(duration_s: float, times: int, rain_from_s: float = 0.0,
                                    inflows=data / "inflows.geojson", landcover=data / "landcover.tif",
                                    landcover_table=table, infiltration="green_ampt",
                                    buildings=data / "buildings_derived.gpkg", boundary="open",
-                                   source_step_s=source_step)
+                                   source_step_s=source_step_s)
             prepared = prepare(options)
             share = float(prepared.grid.active.mean())
             rates.append(run(prepared).cell_updates_per_s)

@@ -917,8 +917,7 @@ def _no_flags(tiles, out):
 @njit(**_JIT_ROWS)
 def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
                       has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed,
-                      arrival,
-                      tally, rows32, rows_q, rows64, flow, now, tiles):
+                      arrival, tally, rows32, rows_q, rows64, flow, now, tiles):
     """Pass 2 on one block of rows, top to bottom (``rows32``, ``rows_q``, ``rows64``: the thread's row buffers).
 
     A limited flux is rounded to the storage type once and that value is used
@@ -1129,9 +1128,8 @@ def _pass1(tiles, b, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, ed
 @njit(**_JIT_ROWS)
 def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx, dy,
-          h_min, theta, t_end,
-          arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now, tiles,
-          masks, runs):
+          h_min, theta, t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
+          flow, now, tiles, masks, runs):
     """Both passes over the blocks of band ``j``, pass 2 one block behind pass 1.
 
     Pass 2 of block b waits for pass 1 of block b+1 (the drain factors of its
@@ -1158,21 +1156,18 @@ def _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edg
         if b - 1 > first or first == 0:
             _continuity_block(b - 1, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform,
                               per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end,
-                              arrival_depth, max_depth,
-                              max_speed, arrival, tally, r32, rq, r64, flow, now, tiles)
+                              arrival_depth, max_depth, max_speed, arrival, tally, r32, rq, r64, flow, now, tiles)
     if last == nb - 1 and (last > first or first == 0):
         _continuity_block(last, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
                           has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
-                          max_speed, arrival,
-                          tally, r32, rq, r64, flow, now, tiles)
+                          max_speed, arrival, tally, r32, rq, r64, flow, now, tiles)
 
 
 @njit(parallel=True, **_JIT)
 def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                 seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt,
-                dx, dy, h_min, theta,
-                t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
-                now, tiles, masks, runs):
+                dx, dy, h_min, theta, t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q,
+                rows_qx, rows64, flow, now, tiles, masks, runs):
     """One step on threads: each band of blocks on its own, then the blocks at the bands' seams; the step's ``_totals``.
 
     The blocks on either side of a seam between bands are ``_SEAM_ROWS`` rows
@@ -1186,33 +1181,27 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
     for j in prange(nbands):
         _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
               seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx,
-              dy, h_min, theta,
-              t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
-              tiles, masks,
-              runs)
+              dy, h_min, theta, t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx,
+              rows64, flow, now, tiles, masks, runs)
     for j in range(1, nbands):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         for b in range(bands[j] - 1, bands[j] + 1):
             _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
                               has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
-                              max_speed, arrival,
-                              tally, rows32[0], rows_q[0], rows64[0], flow, now, tiles)
+                              max_speed, arrival, tally, rows32[0], rows_q[0], rows64[0], flow, now, tiles)
     return _totals(tally)
 
 
 @njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                  seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt,
-                 dx, dy, h_min, theta,
-                 t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
-                 now, tiles, masks, runs):
+                 dx, dy, h_min, theta, t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q,
+                 rows_qx, rows64, flow, now, tiles, masks, runs):
     """One step on the calling thread: all blocks as one band; the step's ``_totals``."""
     _band(0, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
           seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx, dy,
-          h_min, theta,
-          t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, now,
-          tiles, masks,
-              runs)
+          h_min, theta, t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
+          flow, now, tiles, masks, runs)
     return _totals(tally)
 
 
@@ -1364,9 +1353,9 @@ class Simulation:
     that reaches it, and at every step a caller settles: :meth:`step`),
     over the whole time since they were last applied: the rain as its rate
     then (its mean where the series changes within that time), the soil's
-    take solved exactly over it.  Between,
-    a step moves water only where faces carry it, and rows that hold only a
-    film are left as they are.  0 applies them at every step.
+    take solved exactly over it.  Between, a step moves water only where
+    faces carry it, and rows that hold only a film are left as they are.
+    0 applies them at every step.
 
     A sink takes at most the water a cell holds after the step's fluxes.
     Where the sink's amount was also added to a store (a soil's cumulative
@@ -1550,15 +1539,13 @@ class Simulation:
         dx, dy = self.grid.dx_m, self.grid.dy_m
         t0, t1 = self.t_s, self.t_s + dt_s
         src_dt = dt_s
+        every_step = self.source_step_s <= 0.0
         if self.cell_sources is None:
             cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, self._source(t0 + 0.5 * dt_s)
-        elif self.source_step_s <= 0.0:
-            cells, (src, src_uniform, per_cell) = self.cell_sources.during(t0, t1), (self._no_src, 0.0, True)
-            self._sources_from_s = t1
-        elif settle or t1 - self._sources_from_s >= self.source_step_s * (1.0 - 1e-12):
-            src_dt = t1 - self._sources_from_s
-            cells = self.cell_sources.during(self._sources_from_s, t1)
-            src, src_uniform, per_cell = self._no_src, 0.0, True
+        elif every_step or settle or t1 - self._sources_from_s >= self.source_step_s * (1.0 - 1e-12):
+            t_from = t0 if every_step else self._sources_from_s
+            src_dt = dt_s if every_step else t1 - t_from  # (t1 - t0 may differ from dt_s in its last bit)
+            cells, (src, src_uniform, per_cell) = self.cell_sources.during(t_from, t1), (self._no_src, 0.0, True)
             self._sources_from_s = t1
         else:  # no source this step: only where faces carry water does anything change
             cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, (self._no_src, 0.0, False)

@@ -54,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     sim.add_argument("--frame-every", type=float, metavar="SECONDS", help="write depth_<t>.tif this often")
     sim.add_argument("--report-every", type=float, metavar="SECONDS",
                      help="probe rows and balance series this often (default: --frame-every, else 60 s)")
-    sim.add_argument("--source-step", type=float, metavar="SECONDS", default=None,
+    sim.add_argument("--source-step", type=float, metavar="SECONDS", default=DEFAULT_SOURCE_STEP_S,
                      help="apply rain and infiltration this often, over the time since they were last applied "
                           f"(default {DEFAULT_SOURCE_STEP_S:g} s; 0: at every hydraulic step)")
     sim.add_argument("--out", type=Path, required=True, metavar="DIR", help="results folder (new or empty)")
@@ -82,8 +82,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         landcover_table=args.landcover_table, infiltration=args.infiltration, buildings=args.buildings,
         probes=args.probes, initial_level_m=args.initial_level, initial_depth=args.initial_depth,
         boundary=args.boundary, coarsen=args.coarsen, frame_every_s=args.frame_every,
-        report_every_s=args.report_every, command_line=command_line(args),
-        **({} if args.source_step is None else {"source_step_s": args.source_step}))
+        report_every_s=args.report_every, source_step_s=args.source_step, command_line=command_line(args))
     interactive = sys.stderr.isatty()
 
     def show(percent: float, message: str) -> None:
