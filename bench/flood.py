@@ -14,7 +14,12 @@
    command's default); the wettest window runs again with them applied at
    every hydraulic step (``--source-step 0``), for comparison.  A city's
    outline leaves part of the grid outside its domain: the rate of the
-   domain's own cells is printed too.
+   domain's own cells is printed too.  Before each of these timings a plain
+   two-pass kernel of the scheme (``bench/plain_inertial.py``: float32,
+   uniform rain, nothing else) is timed on the kernel's crop for 3 s, and
+   each rate is printed also as a multiple of the plain kernel's in that
+   turn: the machine's speed drifts by a third from hour to hour, the ratio
+   much less.
 2. Against landlab's ``OverlandFlow`` (the same local inertial scheme of
    de Almeida et al. 2012, compiled with Cython) on a ``--size`` crop with
    closed edges, uniform rain, the same Manning n, alpha 0.5, theta 0.8,
@@ -64,6 +69,8 @@ MAX_DT_S = 10.0
 WINDOW_S = 3.0  # each backend's turn is timed over at least this long (see timed_turn)
 
 import numpy as np  # noqa: E402
+
+from bench.plain_inertial import Yardstick  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -303,32 +310,35 @@ def agreement(a: np.ndarray, b: np.ndarray, wet_m: float) -> Agreement:
                      (int(wet_a.sum()), int(wet_b.sum())))
 
 
-def kernel_speed(size: int, steps: int, times: int, rain_m_s: float) -> tuple[list[float], float]:
-    """Cell updates/s of ``steps`` steps, ``times`` times, on a wetted crop with open edges; and the balance error."""
+def kernel_speed(size: int, steps: int, times: int, rain_m_s: float,
+                 yardstick: Yardstick) -> tuple[list[float], list[float], float]:
+    """Cell updates/s of ``steps`` steps, ``times`` times, on a wetted crop with open edges; the plain kernel's
+    rate in a turn before each; and the balance error."""
     from models.flood.hydraulics import FloodGrid, Simulation
 
     z, dx = load_crop(size)
     sim = Simulation(FloodGrid(z, dx, manning_n=0.03), boundary="open", source_rate=lambda t: rain_m_s,
                      theta=0.8)
     sim.run_until(600.0)  # wet the crop (and compile) before timing
-    rates = []
+    rates, plain = [], []
     for _ in range(times):
+        plain.append(yardstick.rate(WINDOW_S))
         before = sim.cell_updates
         start = time.perf_counter()
         for _ in range(steps):
             sim.step(sim.next_dt_s())
         rates.append((sim.cell_updates - before) / (time.perf_counter() - start))
-    return rates, sim.balance.relative_error
+    return rates, plain, sim.balance.relative_error
 
 
 MANNING_BY_LAND_CLASS = {"11": 0.035, "20": 0.05}
 """n (s/m^(1/3)) of the sample's two land classes for the full-physics run: water and wooded strips, built-up land."""
 
 
-def full_physics_speed(duration_s: float, times: int, rain_from_s: float,
-                       source_step_s: float) -> tuple[list[float], float]:
-    """(cell updates/s of each run, share of the grid in the domain) of ``twin flood simulate`` on the Carlisle
-    5 m grid with every source on (see the docstring).
+def full_physics_speed(duration_s: float, times: int, rain_from_s: float, source_step_s: float,
+                       yardstick: Yardstick) -> tuple[list[float], list[float], float]:
+    """(cell updates/s of each run, the plain kernel's rate in a turn before each, share of the grid in the
+    domain) of ``twin flood simulate`` on the Carlisle 5 m grid with every source on (see the docstring).
 
     ``rain_from_s``: the rain series from that time on (a row's time), moved to start at 0.
     ``source_step_s``: how often rain and infiltration are applied (s; 0: at every step).
@@ -336,7 +346,7 @@ def full_physics_speed(duration_s: float, times: int, rain_from_s: float,
     from models.flood.simulate import FloodOptions, prepare, run
 
     data = ROOT / "gis_data" / "carlisle"
-    rates, share = [], math.nan
+    rates, plain, share = [], [], math.nan
     with tempfile.TemporaryDirectory() as tmp:
         rain = data / "rain.csv"
         if rain_from_s > 0.0:
@@ -363,8 +373,16 @@ def full_physics_speed(duration_s: float, times: int, rain_from_s: float,
                                    source_step_s=source_step_s)
             prepared = prepare(options)
             share = float(prepared.grid.active.mean())
+            plain.append(yardstick.rate(WINDOW_S))
             rates.append(run(prepared).cell_updates_per_s)
-    return rates, share
+    return rates, plain, share
+
+
+def _against(rates: list[float], plain: list[float]) -> str:
+    """Each run's rate as a multiple of the plain kernel's in the turn before it: the median, and the runs."""
+    ratios = [r / p for r, p in zip(rates, plain)]
+    return (f"{statistics.median(ratios):.2f}x the plain kernel timed beside it "
+            f"({', '.join(f'{x:.2f}' for x in ratios)})")
 
 
 def print_runs(case: RainCase, runs: list[Run], wet_m: float) -> None:
@@ -433,11 +451,17 @@ def main() -> None:
     print(f"threads: numba {threads}, OpenMP (landlab, ANUGA) {os.environ.get('OMP_NUM_THREADS')}, "
           f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY')}, GOMP_SPINCOUNT {os.environ.get('GOMP_SPINCOUNT')}; "
           f"timings are medians of {args.repeat}")
+    yardstick = None
+    if "kernel" not in args.skip or "full" not in args.skip:
+        z, dx = load_crop(args.kernel_size)
+        yardstick = Yardstick(z, dx, args.manning, args.rain_mm_h / 3.6e6, wet_s=600.0)
     if "kernel" not in args.skip:
-        rates, error = kernel_speed(args.kernel_size, args.kernel_steps, args.repeat, args.rain_mm_h / 3.6e6)
+        rates, plain, error = kernel_speed(args.kernel_size, args.kernel_steps, args.repeat,
+                                           args.rain_mm_h / 3.6e6, yardstick)
         print(f"kernel: {args.kernel_size} x {args.kernel_size} Carlisle crop, open edges, theta 0.8, rain: "
-              f"{statistics.median(rates):.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}); "
-              f"balance error {error:.1e}; numba threading layer {numba.threading_layer()}")
+              f"{statistics.median(rates):.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}), "
+              f"{_against(rates, plain)}; balance error {error:.1e}; numba threading layer "
+              f"{numba.threading_layer()}")
     if "full" not in args.skip:
         from models.flood.simulate import DEFAULT_SOURCE_STEP_S
 
@@ -449,13 +473,18 @@ def main() -> None:
                 (wettest, args.heavy_duration if step > 0 else 0.0, args.heavy_from, 0.0)):
             if duration <= 0:
                 continue
-            rates, share = full_physics_speed(duration, args.repeat, rain_from, source_step)
+            rates, plain, share = full_physics_speed(duration, args.repeat, rain_from, source_step, yardstick)
             rate = statistics.median(rates)
             sources = f"rain and infiltration every {source_step:g} s" if source_step > 0 else (
                 "rain and infiltration at every step")
             print(f"twin flood simulate, all sources on ({sources}), Carlisle 5 m (1855 x 1813), {label}: "
-                  f"{rate:.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}); the domain is "
-                  f"{share:.0%} of the grid: {rate * share:.3g} updates/s of its cells")
+                  f"{rate:.3g} cell updates/s (runs: {', '.join(f'{r:.3g}' for r in rates)}), "
+                  f"{_against(rates, plain)}; the domain is {share:.0%} of the grid: {rate * share:.3g} updates/s "
+                  f"of its cells")
+    if yardstick is not None:
+        print(f"plain kernel ({args.kernel_size} x {args.kernel_size} crop, wetted, uniform rain), all turns: "
+              f"{statistics.median(yardstick.rates):.3g} cell updates/s (from {min(yardstick.rates):.3g} to "
+              f"{max(yardstick.rates):.3g}: this machine's speed while the bench ran)")
     if "landlab" not in args.skip:
         case = rain_case(args.size, args.manning, args.rain_mm_h, args.duration)
         compare(case, ["ours", "landlab"], args.repeat, args.wet_m)
