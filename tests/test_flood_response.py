@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from models.flood.evacuation import CAUGHT, SHELTERED, STRANDED, TRAVELLING, Evacuation, EvacuationRules, Households, Shelters
+from models.flood.evacuation import (CAUGHT, SHELTERED, STRANDED, TRAVELLING, Evacuation, EvacuationRules, Households,
+                                     Shelters, households_in)
 from models.flood.field import FloodField
 from models.flood.hydraulics import FloodGrid, Simulation
 from models.flood.movement import MovementNetwork, flooded_speed_limit_mps
@@ -251,6 +252,36 @@ def test_evacuees_never_exceed_a_shelters_capacity() -> None:
     # those left out found no room for the whole household anywhere (room only shrinks)
     stranded = np.flatnonzero(hh.state == STRANDED)
     assert stranded.size and np.all(persons[stranded] > shelters.room.max())
+
+
+def test_buildings_hold_households_of_the_mean_size_that_add_up_to_their_residents() -> None:
+    residents = np.array([0, 1, 2, 3, 7, 21, 443])
+    building, persons = households_in(residents, 2.36)
+    assert np.array_equal(np.bincount(building, weights=persons, minlength=residents.size), residents)
+    count = np.bincount(building, minlength=residents.size)
+    assert count.tolist() == [0, 1, 1, 1, 3, 9, 188]  # round(P / 2.36), at least one where anyone lives
+    for b in range(residents.size):
+        sizes = persons[building == b]
+        assert sizes.size == 0 or (sizes.min() >= 1 and sizes.max() - sizes.min() <= 1)
+    assert np.all(np.diff(building) >= 0)  # households in the buildings' order
+    with pytest.raises(ValueError):
+        households_in(np.array([-1]))
+
+
+def test_a_block_of_flats_fills_a_shelter_household_by_household() -> None:
+    net = _lattice(4, 4)
+    rules = EvacuationRules(lead_time_s=0.0, compliance=1.0, prepare_s=0.0, refresh_s=600.0)
+    building, persons = households_in(np.array([21]), 3.0)  # seven households of three
+    n = persons.size
+    hh = Households.build(persons, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n), rules,
+                          np.random.default_rng(0))
+    shelters = Shelters(["school"], np.array([net.n_nodes - 1]), np.array([10]))
+    evac = Evacuation(net, hh, shelters, rules)
+    free = net.graph(net.length_m / net.free_speed_mps)
+    for t in range(0, 3600, 60):
+        evac.update(float(t), np.zeros(1), np.zeros(net.n_links), free, np.zeros(net.n_links, dtype=bool))
+    assert evac.people_evacuated() == 9 and shelters.booked[0] == 9  # three households: a fourth would not fit
+    assert evac.people_stranded() == 12
 
 
 def test_stranded_households_set_off_once_a_way_opens() -> None:

@@ -1,9 +1,12 @@
 """Warnings and evacuation of the households in the city's buildings.
 
-The residents of a building (from the City) move together.  A building is
-warned ``lead_time_s`` before the flood forecast says water reaches its door
-(see :mod:`models.flood.forecast`); each household complies with the plan's
-compliance rate, packs for an exponential time of mean ``prepare_s``, then
+The residents of a building (from the City) live in households of
+``household_size`` persons on average (:func:`households_in`), and a
+household moves together.  A building is warned ``lead_time_s`` before the
+flood forecast says water reaches its door (see
+:mod:`models.flood.forecast`); each of its households complies with the
+plan's compliance rate on its own, packs for an exponential time of mean
+``prepare_s``, then
 drives or walks (car share) to the nearest shelter - by travel time over the
 network as it is when they leave - that still has room for all of them.
 Shelters never take more than their capacity: places are booked when a
@@ -20,9 +23,9 @@ modelled), and their places in the shelter are given back.  Many flood
 deaths are of people on the move, in cars above all, so a plan that sends
 people through rising water shows it here.
 
-Households are arrays, not one Mesa agent each: 10,000 buildings stepped in
-Python would dwarf the hydraulics; the decisions (who leaves, where to) are
-the same.
+Households are arrays, not one Mesa agent each: tens of thousands of them
+stepped in Python would dwarf the hydraulics; the decisions (who leaves,
+where to) are the same.
 """
 
 from __future__ import annotations
@@ -35,6 +38,29 @@ import numpy as np
 from models.flood.movement import MovementNetwork, TravelGraph
 
 HOME, TRAVELLING, SHELTERED, STRANDED, CAUGHT = 0, 1, 2, 3, 4
+
+#: Mean persons per household in England and Wales (Census 2021).
+HOUSEHOLD_SIZE = 2.36
+
+
+def households_in(residents: np.ndarray, mean_size: float = HOUSEHOLD_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """(building of each household, its persons) for whole numbers of ``residents`` per building.
+
+    A building of P residents holds max(1, round(P / mean_size)) households,
+    whose sizes differ by at most one and add up to P: a block of flats
+    empties household by household, as shelters fill, where one group of
+    its hundreds of residents would find no shelter with room for all.
+    Buildings without residents hold none.
+    """
+    persons = np.asarray(residents, dtype=np.int64)
+    if np.any(persons < 0) or not mean_size > 0:
+        raise ValueError("residents must be >= 0 and the mean household size > 0")
+    count = np.where(persons > 0, np.maximum(1, np.rint(persons / mean_size)), 0).astype(np.int64)
+    building = np.repeat(np.arange(persons.size), count)
+    first = np.cumsum(count) - count  # index of each building's first household
+    rank = np.arange(building.size) - first[building]
+    base, extra = np.divmod(persons[building], count[building])
+    return building, base + (rank < extra)
 
 
 @dataclass(frozen=True)
@@ -70,7 +96,7 @@ class Shelters:
 
 @dataclass
 class Households:
-    """One household per residential building: persons, door cell, node, warning and what they do."""
+    """The households of the residential buildings: persons, door cell, node, warning and what they do."""
 
     persons: np.ndarray
     door_cell: np.ndarray

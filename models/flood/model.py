@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from models.flood.evacuation import Evacuation, EvacuationRules, Households, Shelters
+from models.flood.evacuation import HOUSEHOLD_SIZE, Evacuation, EvacuationRules, Households, Shelters, households_in
 from models.flood.field import DEFAULT_MANNING_N, DrainageDesign, FloodField, land_classes_on, storm_formula
 from models.flood.forecast import flood_forecast
 from models.flood.movement import MovementNetwork, TravelGraph
@@ -72,6 +72,9 @@ class FloodResponseModel(TwinModel):
         _p("walk_speed_mps", "float", 1.2, "m/s", 0.3, 3.0, "walking pace of evacuees"),
         _p("walk_limit_m", "float", 0.5, "m", 0.05, 2.0, "water deeper than this stops people on foot"),
         _p("exposure_depth_m", "float", 0.3, "m", 0.01, 3.0, "residents at home count as exposed above this depth"),
+        _p("household_size", "float", HOUSEHOLD_SIZE, "persons", 1.0, 20.0,
+           "mean persons per household: a building's residents leave household by household "
+           "(England and Wales, Census 2021: 2.36)"),
         _p("prepare_s", "float", 900.0, "s", 0.0, 86400.0, "mean time households take to leave once warned"),
         _p("car_share", "float", 0.6, "", 0.0, 1.0, "share of households that drive (the rest walk)"),
         _p("police_radius_m", "float", 2000.0, "m", 10.0, 1e5, "a post answers for sites within this distance"),
@@ -244,7 +247,8 @@ class FloodResponseModel(TwinModel):
             forecast = flood_forecast(city, self.field, factor=hz["forecast_coarsen"], horizon_s=self.horizon_s,
                                       **common)
             arrival = forecast.arrival_at(points[:, 0], points[:, 1])
-        households = Households.build(persons, door, node, arrival, rules, self.rng)
+        building, size = households_in(persons, hz["household_size"])
+        households = Households.build(size, door[building], node[building], arrival[building], rules, self.rng)
         return Evacuation(self.network, households, shelters, rules)
 
     def _shelters(self, city: Any, wanted: list[str]) -> Shelters:
