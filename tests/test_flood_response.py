@@ -337,9 +337,34 @@ def test_a_car_driving_into_water_deeper_than_the_vehicle_limit_is_caught_there(
     assert hh.state[0] == TRAVELLING  # not there yet
     _step(evac, net, 40.0, ahead)
     assert hh.state[0] == CAUGHT and shelters.booked[0] == 0  # its places are given back
+    assert hh.at_node[0] == net.nearest_node(35.0, 15.0)  # stopped where the deep link starts
     assert evac.people_caught() == 4 and evac.people_evacuated() == 0
     _step(evac, net, 120.0, dry)
-    assert hh.state[0] == CAUGHT and evac.people_evacuated() == 0
+    assert hh.state[0] == CAUGHT and evac.people_evacuated() == 0  # travel times are renewed every 600 s
+    _step(evac, net, 600.0, ahead)  # with the times renewed, it sets off again from there, round the water
+    assert hh.state[0] == TRAVELLING and shelters.booked[0] == 4
+    evac.legs.join()
+    assert evac.legs.from_node[0] == hh.at_node[0] and not np.any(ahead[evac.legs.link] > 0)
+    detour = net.graph(net.vehicle_time_s(ahead)).times_from(hh.at_node[:1])[0, shelters.node[0]]
+    assert detour > 20.0 and hh.arrive_at_s[0] == pytest.approx(600.0 + detour)
+    _step(evac, net, 600.0 + detour, ahead)
+    assert evac.people_evacuated() == 4 and evac.people_caught() == 4  # caught counts everyone ever caught
+
+
+def test_caught_evacuees_wait_while_water_cuts_every_way() -> None:
+    net, hh, shelters, evac = _one_household_crossing_town(car_share=1.0)
+    _step(evac, net, 0.0, np.zeros(net.n_links))
+    x_mid = 0.5 * (net.node_xy[net.link_u, 0] + net.node_xy[net.link_v, 0])
+    across = np.where((x_mid > 35.0) & (x_mid < 45.0), 0.5, 0.0)  # water across the whole town at x 40
+    _step(evac, net, 40.0, across)
+    assert hh.state[0] == CAUGHT
+    _step(evac, net, 600.0, across)
+    assert hh.state[0] == CAUGHT and shelters.booked[0] == 0  # no way: it waits, holding no places
+    dry = np.zeros(net.n_links)
+    _step(evac, net, 1200.0, dry)
+    assert hh.state[0] == TRAVELLING and hh.arrive_at_s[0] == pytest.approx(1220.0)  # the last 20 m
+    _step(evac, net, 1220.0, dry)
+    assert evac.people_evacuated() == 4 and evac.people_caught() == 4
 
 
 def test_water_behind_a_car_or_below_the_limit_lets_it_arrive() -> None:

@@ -18,10 +18,13 @@ passes ``exposure_depth_m`` while they are at home.
 On the way they follow the quickest route of that moment, link by link.
 Where water on a link they passed since the last update is deeper than a
 vehicle can drive (``vehicle_limit_m``) or than people can wade
-(``walk_limit_m``) they are caught: they stop there (no rescue is
-modelled), and their places in the shelter are given back.  Many flood
-deaths are of people on the move, in cars above all, so a plan that sends
-people through rising water shows it here.
+(``walk_limit_m``) they are caught: they stop where that link starts, at the
+water's edge, and their places in the shelter are given back.  They wait
+there and set off again, from that node, when the travel times are renewed
+and some shelter with room for them can be reached (no rescue crews are
+modelled: the water has to open a way).  Many flood deaths are of people on
+the move, in cars above all, so a plan that sends people through rising
+water shows it here: ``people_caught`` counts everyone ever caught.
 
 Households are arrays, not one Mesa agent each: tens of thousands of them
 stepped in Python would dwarf the hydraulics; the decisions (who leaves,
@@ -109,6 +112,9 @@ class Households:
     arrive_at_s: np.ndarray = field(init=False)
     shelter: np.ndarray = field(init=False)
     exposed: np.ndarray = field(init=False)
+    at_node: np.ndarray = field(init=False)
+    """Where a household sets off from: its home's node, or where water stopped it."""
+    ever_caught: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         n = self.persons.size
@@ -116,6 +122,8 @@ class Households:
         self.arrive_at_s = np.full(n, math.inf)
         self.shelter = np.full(n, -1, dtype=np.int64)
         self.exposed = np.zeros(n, dtype=bool)
+        self.at_node = np.asarray(self.node, dtype=np.int64).copy()
+        self.ever_caught = np.zeros(n, dtype=bool)
 
     @classmethod
     def build(cls, persons: np.ndarray, door_cell: np.ndarray, node: np.ndarray, forecast_arrival_s: np.ndarray,
@@ -135,7 +143,8 @@ class Households:
 
 @dataclass
 class Legs:
-    """The links travellers take, one row a link: which household, when it enters and leaves it (s).
+    """The links travellers take, one row a link: which household, the node it enters the link from, when it
+    enters and leaves it (s).
 
     Departures are gathered and joined to the table once an update, not
     one copy of it per household.
@@ -143,22 +152,25 @@ class Legs:
 
     owner: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     link: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    from_node: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     enter_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
     leave_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    _new: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    _new: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
-    def add(self, owner: int, links: np.ndarray, enter_s: np.ndarray, leave_s: np.ndarray) -> None:
-        self._new.append((np.full(links.size, owner, dtype=np.int64), links, enter_s, leave_s))
+    def add(self, owner: int, links: np.ndarray, from_node: np.ndarray, enter_s: np.ndarray,
+            leave_s: np.ndarray) -> None:
+        self._new.append((np.full(links.size, owner, dtype=np.int64), links, from_node, enter_s, leave_s))
 
     def join(self) -> None:
         """Put the departures added since the last call into the table."""
         if self._new:
-            parts = [(self.owner, self.link, self.enter_s, self.leave_s), *self._new]
-            self.owner, self.link, self.enter_s, self.leave_s = (np.concatenate(p) for p in zip(*parts))
+            parts = [(self.owner, self.link, self.from_node, self.enter_s, self.leave_s), *self._new]
+            self.owner, self.link, self.from_node, self.enter_s, self.leave_s = (
+                np.concatenate(p) for p in zip(*parts))
             self._new.clear()
 
     def keep(self, rows: np.ndarray) -> None:
-        self.owner, self.link = self.owner[rows], self.link[rows]
+        self.owner, self.link, self.from_node = self.owner[rows], self.link[rows], self.from_node[rows]
         self.enter_s, self.leave_s = self.enter_s[rows], self.leave_s[rows]
 
 
@@ -186,11 +198,12 @@ class Evacuation:
         arrived = (hh.state == TRAVELLING) & (hh.arrive_at_s <= now_s + 1e-9)
         hh.state[arrived] = SHELTERED
         ready = (hh.state == HOME) & hh.complies & (hh.leave_at_s <= now_s + 1e-9)
-        retry = (hh.state == STRANDED) & (hh.persons <= self.shelters.room.max(initial=0))
+        waiting = (hh.state == STRANDED) | (hh.state == CAUGHT)
+        retry = waiting & (hh.persons <= self.shelters.room.max(initial=0))
         if ready.any() or (retry.any() and self._refresh_due(now_s)):
             if self._refresh_due(now_s):
                 self._refresh_times(now_s, link_depth_m, vehicles, closed_links)
-                ready |= retry  # with the new travel times, those stranded try again
+                ready |= retry  # with the new travel times, those stranded or caught try again
             leaving = np.flatnonzero(ready)
             for b in leaving[np.lexsort((leaving, hh.leave_at_s[leaving]))]:
                 self._set_off(int(b), now_s)
@@ -198,16 +211,22 @@ class Evacuation:
         hh.exposed |= at_home & (depth_flat[hh.door_cell] > rules.exposure_depth_m)
 
     def _catch(self, now_s: float, link_depth_m: np.ndarray) -> None:
-        """Stop the travellers who passed, since the last update, a link deeper than they can cross now."""
+        """Stop the travellers who passed, since the last update, a link deeper than they can cross now: each
+        where the first such link of its way starts."""
         legs, hh, sh = self.legs, self.households, self.shelters
         legs.join()
         passed = legs.enter_s < now_s  # every leg kept was still ahead or under way at the last update
         limit = np.where(hh.drives[legs.owner], self.rules.vehicle_limit_m, self.rules.walk_limit_m)
-        caught = np.unique(legs.owner[passed & (link_depth_m[legs.link] > limit)])
-        caught = caught[hh.state[caught] == TRAVELLING]
+        deep = np.flatnonzero(passed & (link_depth_m[legs.link] > limit) & (hh.state[legs.owner] == TRAVELLING))
+        deep = deep[np.lexsort((legs.enter_s[deep], legs.owner[deep]))]
+        caught, first = np.unique(legs.owner[deep], return_index=True)
         for b in caught:
             sh.booked[hh.shelter[b]] -= hh.persons[b]
         hh.state[caught] = CAUGHT
+        hh.ever_caught[caught] = True
+        hh.at_node[caught] = legs.from_node[deep[first]]
+        hh.shelter[caught] = -1
+        hh.arrive_at_s[caught] = math.inf
         legs.keep(np.flatnonzero((legs.leave_s > now_s) & (hh.state[legs.owner] == TRAVELLING)))
 
     def _refresh_due(self, now_s: float) -> bool:
@@ -225,13 +244,15 @@ class Evacuation:
         self._times_at_s = now_s
 
     def _set_off(self, b: int, now_s: float) -> None:
-        """Book the quickest shelter with room for the whole household, or stay home stranded."""
+        """Book the quickest shelter with room for the whole household; else stay home stranded (or, if water
+        stopped it on its way, wait there)."""
         hh, sh = self.households, self.shelters
-        times = (self._car if hh.drives[b] else self._walk)[:, hh.node[b]]  # type: ignore[index]
+        times = (self._car if hh.drives[b] else self._walk)[:, hh.at_node[b]]  # type: ignore[index]
         times = np.where(sh.room >= hh.persons[b], times, np.inf)
         best = int(np.argmin(times))
         if not math.isfinite(times[best]):
-            hh.state[b] = STRANDED
+            if hh.state[b] != CAUGHT:
+                hh.state[b] = STRANDED
             return
         sh.booked[best] += hh.persons[b]
         hh.shelter[b] = best
@@ -245,7 +266,7 @@ class Evacuation:
         drives = bool(hh.drives[b])
         next_node = (self._car_next if drives else self._walk_next)[shelter]  # type: ignore[index]
         to_go = (self._car if drives else self._walk)[shelter]  # type: ignore[index]
-        path = [int(hh.node[b])]
+        path = [int(hh.at_node[b])]
         while next_node[path[-1]] >= 0:
             path.append(int(next_node[path[-1]]))
         nodes = np.asarray(path, dtype=np.int64)
@@ -253,7 +274,7 @@ class Evacuation:
             return
         links = (self._car_graph if drives else self._walk_graph).links_along(nodes)  # type: ignore[union-attr]
         at = now_s + to_go[nodes[0]] - to_go[nodes]  # when the household is at each node
-        self.legs.add(b, links, at[:-1], at[1:])
+        self.legs.add(b, links, nodes[:-1], at[:-1], at[1:])
 
     # ---- KPIs ------------------------------------------------------------------------------
 
@@ -267,7 +288,9 @@ class Evacuation:
         return self.households.count(STRANDED)
 
     def people_caught(self) -> int:
-        return self.households.count(CAUGHT)
+        """Evacuees ever stopped by water on their way (whether they went on later or not)."""
+        hh = self.households
+        return int(hh.persons[hh.ever_caught].sum())
 
     def people_per_shelter(self) -> np.ndarray:
         """Residents arrived at each shelter (int32, in the shelters' order)."""

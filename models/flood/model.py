@@ -115,7 +115,8 @@ class FloodResponseModel(TwinModel):
         Kpi("people_evacuated", "persons", "final", "higher", "residents arrived at a shelter"),
         Kpi("people_stranded", "persons", "final", "lower", "complying residents who found no shelter they could reach"),
         Kpi("people_caught", "persons", "final", "lower", "evacuees stopped on their way by water deeper than they "
-                                                          "could cross (the vehicle limit; on foot, the walk limit)"),
+                                                          "could cross (the vehicle limit; on foot, the walk limit), all "
+                                                          "so far: they wait and go on when a way opens"),
         Kpi("roads_impassable_km", "km", "max", "lower", "road deeper than the vehicle limit (lattice links where "
                                                          "the city has no road layer)"),
         Kpi("roads_closed_km", "km", "max", "lower", "road closed by the police"),
