@@ -354,12 +354,14 @@ def test_friction_power_is_accurate_over_the_float32_range():
 
 
 def test_threads_and_blocks_do_not_change_the_result(monkeypatch):
-    """One thread or all, one block per band or blocks of 8 rows: the same water to the bit."""
+    """One thread or all, one block per band or blocks of 8 rows, or threads and one thread by turns (as
+    ``kernel_choice`` may switch): the same water to the bit."""
     import functools
 
     import numba
 
     import models.flood.hydraulics as hydraulics
+    from models.flood.kernel_choice import KernelChoice
 
     rng = np.random.default_rng(11)
     z = rng.uniform(0.0, 2.0, size=(300, 260))
@@ -368,10 +370,17 @@ def test_threads_and_blocks_do_not_change_the_result(monkeypatch):
 
     blocks = hydraulics._blocks
 
-    def run(threads: int, block_rows: int | None = None) -> Simulation:
+    class EveryOtherStep(KernelChoice):
+        """Threads and the calling thread by turns, step by step."""
+
+        def pick(self):
+            return self.other if (self.other is not None and self._steps % 2) else self.current
+
+    def run(threads: int, block_rows: int | None = None, by_turns: bool = False) -> Simulation:
         before = numba.get_num_threads()
         numba.set_num_threads(threads)
         monkeypatch.setattr(hydraulics, "_blocks", functools.partial(blocks, block_rows=block_rows))
+        monkeypatch.setattr(hydraulics, "KernelChoice", EveryOtherStep if by_turns else KernelChoice)
         try:
             sim = Simulation(FloodGrid(z, 2.0, manning_n=n), initial_depth_m=h0, source_rate=lambda t: 1e-5,
                              boundary={"east": "open"})
@@ -383,11 +392,13 @@ def test_threads_and_blocks_do_not_change_the_result(monkeypatch):
     threads = numba.config.NUMBA_NUM_THREADS
     serial, banded = run(1), run(threads)
     small = [run(1, block_rows=8), run(threads, block_rows=8)]
+    turns = [run(threads, by_turns=True), run(threads, block_rows=8, by_turns=True)]
     assert serial._bands.size == 2 and serial._starts.size == 2  # one band, one block, on the calling thread
     assert small[0]._starts.size > 30  # 300 rows in blocks of 8
     if threads > 1:
         assert banded._bands.size > 2 and banded._starts.size > serial._starts.size
-    for other in (banded, *small):
+        assert turns[0]._kernels.other is not None  # a choice to make: the turns alternate
+    for other in (banded, *small, *turns):
         for a, b in ((serial.h, other.h), (serial.qx, other.qx), (serial.qy, other.qy),
                      (serial.max_depth, other.max_depth), (serial.max_speed, other.max_speed)):
             assert np.array_equal(a, b)

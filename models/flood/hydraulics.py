@@ -53,8 +53,9 @@ two blocks are copied before the in-place updates, so that no block reads a
 value another block is rewriting.  Pass 1 works only on the tiles of a row
 where water may flow (``tiles``): elsewhere every face is zero and stays
 so.  Grids under ``_SERIAL_CELLS`` run on
-the calling thread; the blocks give the same results to the bit whatever
-their number and the number of threads.  The row kernels allocate nothing
+the calling thread, and larger ones do too while that is quicker (another
+program holding a core: ``kernel_choice``); the blocks give the same
+results to the bit whatever their number and the number of threads.  The row kernels allocate nothing
 (each thread's row buffers come from the simulation) and are compiled
 without reference counting: every row view would otherwise cost two atomic
 operations on a counter that all threads share (16 % of a step's time).
@@ -63,6 +64,7 @@ operations on a counter that all threads share (16 % of a step's time).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -81,6 +83,7 @@ from models.flood.boundaries import (
     hold_levels,
     place,
 )
+from models.flood.kernel_choice import KernelChoice
 from models.flood.sources import NO_CELL_SOURCES, SOIL_NONE, ZonedSources, net_rain_row
 from models.flood.vectors import prefetch, span_sum, trailing_zeros
 from models.flood.tiles import (
@@ -1436,6 +1439,12 @@ class Simulation:
         self._open = self.edges.open_flags()
         self._edge_slope = -1.0 if self.edges.slope is None else float(self.edges.slope)
         self._kernel, self._starts, self._bands = _blocks(rows, cols)
+        # On threads where the grid is large enough, or on the calling thread where that is quicker now
+        # (``kernel_choice``: another program holding a core); both ways give the same bits.
+        self._layouts = {self._kernel: (self._starts, self._bands)}
+        if self._kernel is _step_bands:
+            self._layouts[_step_serial] = (np.array([0, rows], dtype=np.int64), np.array([0, 1], dtype=np.int64))
+        self._kernels = KernelChoice(self._kernel, _step_serial if self._kernel is _step_bands else None)
         self._span = _spans(grid.active)
         nb = self._starts.size - 1
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
@@ -1549,14 +1558,18 @@ class Simulation:
             self._sources_from_s = t1
         else:  # no source this step: only where faces carry water does anything change
             cells, (src, src_uniform, per_cell) = NO_CELL_SOURCES, (self._no_src, 0.0, False)
-        *sums, self._h_max, finite = self._kernel(
-            self._bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
-            self._open, self._edge_slope, self._starts, self._span, self._seam_old, self._seam, self._f, self._limited,
+        kernel = self._kernels.pick()
+        starts, bands = self._layouts[kernel]
+        started = time.perf_counter()
+        *sums, self._h_max, finite = kernel(
+            bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2, self._per_face_n,
+            self._open, self._edge_slope, starts, self._span, self._seam_old, self._seam, self._f, self._limited,
             self._active, src, src_uniform, per_cell, cells, per_cell or src_uniform < 0.0,
             cells.cumulative if cells.soil > SOIL_NONE else self._sink_store, src_dt, dt_s, dx, dy,
             self.h_min_m, self.theta, t1, self.arrival_depth_m, self._max_depth, self._max_speed2, self._arrival,
             self._tally, self._rows32, self._rows_q, self._rows_qx, self._rows64, self._flow, self._now,
             self._on_tiles(), self._masks, self._runs)
+        self._kernels.record(kernel, time.perf_counter() - started)
         self._now = 1 - self._now
         if not finite:
             raise FloatingPointError(f"flood solver produced a non-finite depth at t = {t1:.3f} s; "
