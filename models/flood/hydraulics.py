@@ -81,6 +81,7 @@ from models.flood.boundaries import (
     LevelBoundary,
     add_inflows,
     hold_levels,
+    joined_cells,
     place,
 )
 from models.flood.kernel_choice import KernelChoice
@@ -1409,6 +1410,7 @@ class Simulation:
         self._n_active = int(grid.active.sum())
         self._inflows = place(inflows, grid.z_m, grid.active)
         self._levels = place(level_boundaries, grid.z_m, grid.active)
+        self._inflow_cells = joined_cells(self._inflows)
         self._boundary_flat = np.unique(np.concatenate(
             [p.flat for p in (*self._inflows, *self._levels)] or [np.zeros(0, np.int64)]))
         self._boundary_rows = self._boundary_flat // cols
@@ -1614,7 +1616,7 @@ class Simulation:
         """Inflows and held levels over [t0, t1]; their cells' trackers and row maxima."""
         flat = self.h.ravel()
         t = self._totals
-        t["inflow"] += add_inflows(flat, self._inflows, t0_s, t1_s, self._area)
+        t["inflow"] += add_inflows(flat, self._inflows, t0_s, t1_s, self._area, self._inflow_cells)
         added, removed = hold_levels(flat, self._levels, t1_s, self._area)
         t["level_in"] += added
         t["level_out"] += removed
