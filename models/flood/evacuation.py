@@ -141,6 +141,33 @@ class Households:
         return int(self.persons[self.state == state].sum())
 
 
+class ShelterTrees:
+    """Quickest times (s) and next nodes from every node to each shelter on one graph, each shelter's worked
+    out when it is first wanted.
+
+    Once the shelters are full (Carlisle's within four hours of a 30-hour
+    storm) no one is sent to them, and their trees were nearly two thirds
+    of the evacuation's time.  A tree is the same whenever it is worked out
+    on the same graph.  Rows of shelters not yet wanted hold no numbers:
+    read only those given to :meth:`need`.
+    """
+
+    def __init__(self, graph: TravelGraph, shelter_nodes: np.ndarray) -> None:
+        self.graph = graph
+        self.shelter_nodes = shelter_nodes
+        n = graph.network.n_nodes
+        self.time_s = np.empty((shelter_nodes.size, n))
+        self.next_node = np.empty((shelter_nodes.size, n), dtype=np.int64)
+        self._done = np.zeros(shelter_nodes.size, dtype=bool)
+
+    def need(self, shelters: np.ndarray) -> None:
+        """Work out the trees of these shelters (indices) not yet worked out."""
+        todo = shelters[~self._done[shelters]]
+        if todo.size:
+            self.time_s[todo], self.next_node[todo] = self.graph.trees_to(self.shelter_nodes[todo])
+            self._done[todo] = True
+
+
 @dataclass
 class Legs:
     """The links travellers take, one row a link: which household, the node it enters the link from, when it
@@ -183,12 +210,8 @@ class Evacuation:
     shelters: Shelters
     rules: EvacuationRules
     _times_at_s: float = -math.inf
-    _car: np.ndarray | None = None
-    _walk: np.ndarray | None = None
-    _car_next: np.ndarray | None = None
-    _walk_next: np.ndarray | None = None
-    _car_graph: TravelGraph | None = None
-    _walk_graph: TravelGraph | None = None
+    _car: ShelterTrees | None = None
+    _walk: ShelterTrees | None = None
     legs: Legs = field(default_factory=Legs)
 
     def update(self, now_s: float, depth_flat: np.ndarray, link_depth_m: np.ndarray,
@@ -234,21 +257,23 @@ class Evacuation:
 
     def _refresh_times(self, now_s: float, link_depth_m: np.ndarray, vehicles: TravelGraph,
                        closed_links: np.ndarray) -> None:
-        """Travel times from every node to every shelter (renewed every ``refresh_s``)."""
+        """Travel times from every node to the shelters, by car and on foot (renewed every ``refresh_s``)."""
         walk = self.network.walk_time_s(link_depth_m, self.rules.walk_speed_mps, self.rules.walk_limit_m,
                                         closed_links)
         nodes = self.shelters.node
-        self._car_graph, self._walk_graph = vehicles, self.network.graph(walk)
-        self._car, self._car_next = self._car_graph.trees_to(nodes)
-        self._walk, self._walk_next = self._walk_graph.trees_to(nodes)
+        self._car = ShelterTrees(vehicles, nodes)
+        self._walk = ShelterTrees(self.network.graph(walk), nodes)
         self._times_at_s = now_s
 
     def _set_off(self, b: int, now_s: float) -> None:
         """Book the quickest shelter with room for the whole household; else stay home stranded (or, if water
         stopped it on its way, wait there)."""
         hh, sh = self.households, self.shelters
-        times = (self._car if hh.drives[b] else self._walk)[:, hh.at_node[b]]  # type: ignore[index]
-        times = np.where(sh.room >= hh.persons[b], times, np.inf)
+        trees = self._car if hh.drives[b] else self._walk
+        assert trees is not None
+        fits = sh.room >= hh.persons[b]
+        trees.need(np.flatnonzero(fits))
+        times = np.where(fits, trees.time_s[:, hh.at_node[b]], np.inf)
         best = int(np.argmin(times))
         if not math.isfinite(times[best]):
             if hh.state[b] != CAUGHT:
@@ -263,16 +288,16 @@ class Evacuation:
     def _follow_route(self, b: int, shelter: int, now_s: float) -> None:
         """Book the links of household ``b``'s quickest way to ``shelter``, with when it is on each."""
         hh = self.households
-        drives = bool(hh.drives[b])
-        next_node = (self._car_next if drives else self._walk_next)[shelter]  # type: ignore[index]
-        to_go = (self._car if drives else self._walk)[shelter]  # type: ignore[index]
+        trees = self._car if hh.drives[b] else self._walk
+        assert trees is not None
+        next_node, to_go = trees.next_node[shelter], trees.time_s[shelter]
         path = [int(hh.at_node[b])]
         while next_node[path[-1]] >= 0:
             path.append(int(next_node[path[-1]]))
         nodes = np.asarray(path, dtype=np.int64)
         if nodes.size < 2:
             return
-        links = (self._car_graph if drives else self._walk_graph).links_along(nodes)  # type: ignore[union-attr]
+        links = trees.graph.links_along(nodes)
         at = now_s + to_go[nodes[0]] - to_go[nodes]  # when the household is at each node
         self.legs.add(b, links, nodes[:-1], at[:-1], at[1:])
 
