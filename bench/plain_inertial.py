@@ -1,17 +1,19 @@
 """A plain two-pass local inertial kernel: the bench's yardstick for this machine's speed in this run.
 
-The flood aim (5e8 cell updates per second on 2 cores) was set against a
-prototype of this form measured while planning at 6e8.  A shared machine's
-speed drifts by a third from hour to hour, so ``bench/flood.py`` times this
-kernel beside ours, in turns, and prints our rates as multiples of its own:
-that ratio does not depend on how busy the machine is.
+A shared machine's speed drifts by a third from hour to hour (and by more
+within one run), so ``bench/flood.py`` times this kernel beside ours, in
+turns, and prints our rates also as multiples of its own.  The ratio
+drifts less than either rate, but not nothing: the two kernels are not
+slowed alike.  It is not the planning prototype behind the 5e8 aim: in
+float32, ``h ** (7/3)`` is a library call here (no SVML), so its loops do
+not run in vectors, and it runs at about a quarter of the prototype's 6e8.
 
 What it is: the scheme of Bates et al. (2010) with nothing else.  Depth,
-bed and discharge in float32; x faces, then y faces, then continuity, each
-over the whole grid in parallel rows; uniform rain, closed edges, one
-Manning n, no q-centring; the wet/dry limit is the simplest that conserves
-mass: a face takes at most a quarter of its donor's depth in a step, so no
-cell goes negative.  No tiles, trackers or balance.
+bed and discharge in float32; x and y faces, then continuity, each over
+the whole grid in parallel rows; uniform rain, closed edges, one Manning
+n, no q-centring.  A face takes at most a quarter of its donor's depth in
+a step, and a negative depth left by round-off is set to zero (mass is not
+tracked).  No tiles, trackers or balance.
 """
 
 from __future__ import annotations
@@ -33,32 +35,30 @@ def _capped(q, h_a, h_b, cap):
     return min(max(q, -donor * cap), donor * cap)
 
 
+@numba.njit(fastmath=True, cache=True, inline="always")
+def _face(q, z_a, z_b, h_a, h_b, g_dt_dx, g_dt_n2, h_min, cap):
+    """New discharge on the face a -> b: semi-implicit Manning friction, zero below ``h_min`` of flow depth."""
+    eta_a, eta_b = z_a + h_a, z_b + h_b
+    hf = max(eta_a, eta_b) - max(z_a, z_b)
+    if hf > h_min:
+        q = (q - g_dt_dx * hf * (eta_b - eta_a)) / (np.float32(1.0) + g_dt_n2 * abs(q) / hf ** np.float32(7.0 / 3.0))
+    else:
+        q = np.float32(0.0)
+    return _capped(q, h_a, h_b, cap)
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _faces(z, h, qx, qy, dt, dx, n2, h_min):
     rows, cols = h.shape
-    g_dt = G * dt
-    inv_dx = np.float32(1.0) / dx
+    g_dt_dx, g_dt_n2 = G * dt / dx, G * dt * n2
     cap = dx / (np.float32(4.0) * dt)
     for r in prange(rows):
         for c in range(1, cols):
-            ea, eb = z[r, c - 1] + h[r, c - 1], z[r, c] + h[r, c]
-            hf = max(ea, eb) - max(z[r, c - 1], z[r, c])
-            q = qx[r, c]
-            if hf > h_min:
-                q = (q - g_dt * hf * (eb - ea) * inv_dx) / (np.float32(1.0) + g_dt * n2 * abs(q) / hf ** np.float32(7.0 / 3.0))
-            else:
-                q = np.float32(0.0)
-            qx[r, c] = _capped(q, h[r, c - 1], h[r, c], cap)
+            qx[r, c] = _face(qx[r, c], z[r, c - 1], z[r, c], h[r, c - 1], h[r, c], g_dt_dx, g_dt_n2, h_min, cap)
         if r > 0:
             for c in range(cols):
-                ea, eb = z[r - 1, c] + h[r - 1, c], z[r, c] + h[r, c]
-                hf = max(ea, eb) - max(z[r - 1, c], z[r, c])
-                q = qy[r, c]
-                if hf > h_min:
-                    q = (q - g_dt * hf * (eb - ea) * inv_dx) / (np.float32(1.0) + g_dt * n2 * abs(q) / hf ** np.float32(7.0 / 3.0))
-                else:
-                    q = np.float32(0.0)
-                qy[r, c] = _capped(q, h[r - 1, c], h[r, c], cap)
+                qy[r, c] = _face(qy[r, c], z[r - 1, c], z[r, c], h[r - 1, c], h[r, c], g_dt_dx, g_dt_n2, h_min,
+                                 cap)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)

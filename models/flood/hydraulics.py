@@ -52,10 +52,10 @@ blocks at the bands' seams finish after all bands.  Faces on the seam between
 two blocks are copied before the in-place updates, so that no block reads a
 value another block is rewriting.  Pass 1 works only on the tiles of a row
 where water may flow (``tiles``): elsewhere every face is zero and stays
-so.  Grids under ``_SERIAL_CELLS`` run on
-the calling thread, and larger ones do too while that is quicker (another
-program holding a core: ``kernel_choice``); the blocks give the same
-results to the bit whatever their number and the number of threads.  The row kernels allocate nothing
+so.  Grids under ``_SERIAL_CELLS`` run on the calling thread, and larger
+ones do too while that is quicker (another program holding a core:
+``kernel_choice``); the blocks give the same results to the bit whatever
+their number and the number of threads.  The row kernels allocate nothing
 (each thread's row buffers come from the simulation) and are compiled
 without reference counting: every row view would otherwise cost two atomic
 operations on a counter that all threads share (16 % of a step's time).

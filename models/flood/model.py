@@ -74,7 +74,7 @@ class FloodResponseModel(TwinModel):
         _p("exposure_depth_m", "float", 0.3, "m", 0.01, 3.0, "residents at home count as exposed above this depth"),
         _p("household_size", "float", HOUSEHOLD_SIZE, "persons", 1.0, 20.0,
            "mean persons per household: a building's residents leave household by household "
-           "(England and Wales, Census 2021: 2.36)"),
+           f"(England and Wales, Census 2021: {HOUSEHOLD_SIZE})"),
         _p("prepare_s", "float", 900.0, "s", 0.0, 86400.0, "mean time households take to leave once warned"),
         _p("car_share", "float", 0.6, "", 0.0, 1.0, "share of households that drive (the rest walk)"),
         _p("police_radius_m", "float", 2000.0, "m", 10.0, 1e5, "a post answers for sites within this distance"),
