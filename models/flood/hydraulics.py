@@ -67,6 +67,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numba
 import numpy as np
@@ -298,6 +299,7 @@ _ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits of a float64 but its sign
 _MARGIN32 = np.float32(_SHARE_MARGIN)
 _ALL_TILES = ~np.uint64(0)
 _TILES_EVERY = 50  # steps between two choices of pass 1's way (``Simulation._on_tiles``)
+_QUIET_RUN_STEPS = 256  # most steps of one compiled run (``Simulation._quiet_steps_to``): time them, allow Ctrl-C
 _TILES_BELOW = 0.3  # pass 1 on tiles while fewer than this share of the domain's cells are deeper than h_min
 
 
@@ -1346,7 +1348,10 @@ class Simulation:
     ``boundary``: ``"closed"``, ``"open"``, a mapping such as ``{"east": "open"}``
     or an :class:`Edges`.  ``source_rate(t_s)`` gives the net source (m/s,
     rain positive, infiltration/drainage negative) as a scalar or a per-cell
-    array; it is called once per step, at the step's mid time.  Or
+    array; it is called once per step, at the step's mid time.  A number in
+    its place is a constant rate on every active cell: with no inflows or
+    held levels, :meth:`run_until` then runs its steps in compiled loops
+    (``quiet_steps``; the same results to the bit).  Or
     ``cell_sources`` (not both): rain by zone and infiltration by land class,
     which the step applies itself as it updates the depths (one pass over the
     grid instead of two).  ``dtype`` is the storage type of the discharges
@@ -1394,6 +1399,8 @@ class Simulation:
             raise ValueError("give source_rate or cell_sources, not both")
         if cell_sources is not None and cell_sources.shape != (rows, cols):
             raise ValueError(f"cell_sources are {cell_sources.shape}, the grid is {(rows, cols)}")
+        if source_rate is not None and not callable(source_rate) and not isinstance(source_rate, Real):
+            raise ValueError(f"source_rate must be a function of time or a number (m/s), got {type(source_rate)}")
         self.source_rate = source_rate
         self.cell_sources = cell_sources
         self.source_step_s = float(source_step_s)
@@ -1530,7 +1537,7 @@ class Simulation:
         """(per-cell rates or a dummy, uniform rate, whether per-cell) in m/s at ``t_s``."""
         if self.source_rate is None:
             return self._no_src, 0.0, False
-        rate = self.source_rate(t_s)
+        rate = self.source_rate(t_s) if callable(self.source_rate) else float(self.source_rate)
         if isinstance(rate, float) or np.ndim(rate) == 0:
             return self._no_src, float(rate), False
         arr = np.asarray(rate)
@@ -1670,6 +1677,8 @@ class Simulation:
             if report_every_s is not None:
                 k = math.floor(self.t_s / report_every_s + 1e-9) + 1
                 target = min(target, k * report_every_s)
+            if self._quiet():
+                self._quiet_steps_to(target, eps)
             while self.t_s < target - eps:
                 self.step_towards(target)
             if abs(self.t_s - target) <= eps:
@@ -1677,6 +1686,48 @@ class Simulation:
             if on_report is not None:
                 on_report(self.state, self.balance)
         return self.balance
+
+
+    def _quiet(self) -> bool:
+        """Whether nothing between two steps needs Python: a constant uniform source (or none), no
+        inflows or held levels (``quiet_steps``)."""
+        return (self.cell_sources is None and not self._inflows and not self._levels
+                and not callable(self.source_rate))
+
+    def _quiet_steps_to(self, target_s: float, eps: float) -> None:
+        """:meth:`step_towards` ``target_s`` until within ``eps`` of it, in compiled runs of steps."""
+        from models.flood.quiet_steps import FINITE, H_MAX, LAST_DT, NOW, STEPS, T_S, TILES, run_quiet_steps
+
+        rate = 0.0 if self.source_rate is None else float(self.source_rate)
+        names = ("source_in", "sink_out", "sink_capped", "clamp_added", "edge_outflow")
+        totals = np.array([self._totals[k] for k in names])
+        while self.t_s < target_s - eps:
+            kernel = self._kernels.pick()
+            starts, bands = self._layouts[kernel]
+            steps_before = self.steps
+            started = time.perf_counter()
+            out = run_quiet_steps(
+                kernel is _step_bands, bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y,
+                self._gn2, self._per_face_n, self._open, self._edge_slope, starts, self._span, self._seam_old,
+                self._seam, self._f, self._limited, self._active, self._no_src, rate, NO_CELL_SOURCES,
+                self._sink_store, self.grid.dx_m, self.grid.dy_m, self.h_min_m, self.theta, self.arrival_depth_m,
+                self._max_depth, self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q,
+                self._rows_qx, self._rows64, self._flow, self._runs, self._masks, totals, self.t_s, target_s, eps,
+                min(self._kernels.steps_left(), _QUIET_RUN_STEPS), self.steps, self.alpha, self._min_d,
+                self.max_dt_s, self._h_max, self._now, self._tiles, self._n_active, self._area)
+            ran = out[STEPS] - steps_before
+            self._kernels.record(kernel, time.perf_counter() - started, max(ran, 1))
+            self._now, self._tiles, self._h_max = out[NOW], out[TILES], out[H_MAX]
+            self.steps = out[STEPS]
+            self.cell_updates += ran * self.h.size
+            for k, v in zip(names, totals):
+                self._totals[k] = float(v)
+            if not out[FINITE]:
+                raise FloatingPointError(f"flood solver produced a non-finite depth at t = "
+                                         f"{out[T_S] + out[LAST_DT]:.3f} s; lower alpha or max_dt_s")
+            self.t_s = out[T_S]
+            if ran:
+                self.last_dt_s = out[LAST_DT]
 
 
 def _spans(active: np.ndarray) -> np.ndarray:

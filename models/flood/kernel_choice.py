@@ -50,18 +50,29 @@ class KernelChoice(Generic[K]):
             self._recent[1].clear()
         return self.other if self._trial_left else self.current  # type: ignore[return-value]
 
-    def record(self, kernel: K, seconds: float) -> None:
-        """The time of a step run the ``kernel`` way (the one :meth:`pick` gave)."""
-        self._steps += 1
+    def steps_left(self) -> int:
+        """Steps the way :meth:`pick` just gave holds for (those a caller may run in one go)."""
+        if self.other is None:
+            return LONGEST_WAIT
+        if self._trial_left:
+            return self._trial_left
+        return max(1, self._next_trial - self._steps)
+
+    def record(self, kernel: K, seconds: float, steps: int = 1) -> None:
+        """The time of ``steps`` steps run the ``kernel`` way (the one :meth:`pick` gave, for at most
+        :meth:`steps_left` steps); each counts as their mean."""
+        self._steps += steps
         if self.other is None:
             return
+        each = seconds / steps
         if kernel is self.current:
-            self._recent[0].append(seconds)
+            self._recent[0].extend([each] * min(steps, TRIAL_STEPS))
             return
-        self._recent[1].append(seconds)
-        self._trial_left -= 1
-        if self._trial_left == 0:
-            self._decide()
+        self._recent[1].extend([each] * min(steps, TRIAL_STEPS))
+        if self._trial_left > 0:
+            self._trial_left -= min(steps, self._trial_left)
+            if self._trial_left == 0:
+                self._decide()
 
     def _decide(self) -> None:
         mine, theirs = self._recent[0], self._recent[1]
