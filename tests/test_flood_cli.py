@@ -437,3 +437,62 @@ def test_frame_names_sort_by_time(tmp_path: Path) -> None:
     assert [t for t, frame, _ in schedule if frame] == [300, 600, 900]
     assert [t for t, _, report in schedule if not report] == [250]
     assert math.isclose(schedule[-1][0], 1000.0)
+
+
+# ----------------------------------------------------------------------------- design storms
+
+
+def test_design_storm_on_a_flat_closed_box(capsys, tmp_path: Path) -> None:
+    """A 50-year, 2-hour Chicago storm from Beijing's formula: the box holds the formula's 2-hour depth, and
+    the wettest minute is the one after the peak at 0.4 of the storm (rain falls off more slowly after it)."""
+    _write_dem(tmp_path / "dem.tif", np.full((6, 7), 3.0))
+    probes = _write_csv(tmp_path / "probes.csv", ["name", "x", "y"], [["middle", *_cell_centre(3, 3)]])
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "--dem", tmp_path / "dem.tif", "--duration", 7200, "--design-storm", "beijing",
+                        "--return-period", 50, "--probes", probes, "--report-every", 60, "--out", out)
+    assert code == 0, err
+    q_l_s_ha = 2001.0 * (1.0 + 0.811 * math.log10(50.0)) / (120.0 + 8.0) ** 0.711  # q = A (1 + C lg P) / (t + b)^n
+    depth_m = q_l_s_ha * 0.36 * 2.0 / 1000.0  # 1 L/(s ha) = 0.36 mm/h, for 2 h
+    record = json.loads((out / "mass_balance.json").read_text())
+    area = 6 * 7 * CELL_M**2
+    assert record["volumes"]["rain_m3"] == pytest.approx(depth_m * area, rel=1e-9)
+    assert record["balance"]["storage_m3"] == pytest.approx(depth_m * area, rel=1e-9)
+    assert record["design_storm"]["formula"] == "Beijing" and record["design_storm"]["return_period_years"] == 50
+    assert record["design_storm"]["total_mm"] == pytest.approx(depth_m * 1000.0, rel=1e-12)
+    assert "--design-storm beijing --return-period 50.0 --storm-duration 7200.0" in record["command_line"]
+    _, values = _read_csv(out / "probes.csv")
+    assert values[-1, 2] == pytest.approx(depth_m, abs=1e-6)  # probes.csv holds micrometres
+    per_minute = np.diff(values[:, 2])
+    assert values[1 + int(np.argmax(per_minute)), 0] == 2940.0  # the minute 2880-2940 s
+
+
+def test_design_storm_given_as_coefficients_matches_the_named_formula(capsys, box: Path) -> None:
+    common = ["--duration", 600, "--return-period", 10, "--storm-duration", 600, "--peak-ratio", 0.5]
+    totals = []
+    for i, formula in enumerate(("Shanghai", "1600,0.846,7,0.656")):
+        code, _, err = _run(capsys, "--dem", box / "dem.tif", "--design-storm", formula, *common,
+                            "--out", box / f"out{i}")
+        assert code == 0, err
+        totals.append(json.loads((box / f"out{i}" / "mass_balance.json").read_text())["volumes"]["rain_m3"])
+    assert totals[0] == totals[1] > 0
+
+
+def test_design_storm_problems_reported_at_once(capsys, box: Path) -> None:
+    code, _, err = _run(capsys, *_base(box), "--rain", box / "rain.csv", "--design-storm", "atlantis",
+                        "--peak-ratio", 1.5, "--storm-step", 0)
+    _assert_refused(code, err, box / "out", "5 problems", "--rain, --design-storm", "'atlantis' is neither",
+                    "Beijing", "--return-period", "needs its return period", "--peak-ratio", "--storm-step")
+    code, _, err = _run(capsys, *_base(box), "--return-period", 20)
+    _assert_refused(code, err, box / "out", "--return-period", "needs the storm intensity formula")
+    code, _, err = _run(capsys, *_base(box), "--design-storm", "1,2,3", "--return-period", 20)
+    _assert_refused(code, err, box / "out", "--design-storm", "four numbers A,C,b,n")
+
+
+def test_help_numbers_are_the_solvers() -> None:
+    from models.flood import simulate
+    from models.flood.sources import STORM_FORMULAS
+
+    assert flood_cmd.DEFAULT_STORM_DURATION_S == simulate.DEFAULT_STORM_DURATION_S
+    assert flood_cmd.DEFAULT_PEAK_RATIO == simulate.DEFAULT_PEAK_RATIO
+    assert flood_cmd.DEFAULT_STORM_STEP_S == simulate.DEFAULT_STORM_STEP_S
+    assert [f.name for f in STORM_FORMULAS.values()] == list(flood_cmd.STORM_FORMULA_NAMES)

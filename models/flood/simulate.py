@@ -42,7 +42,15 @@ from affine import Affine
 
 from models.flood.boundaries import DischargeInflow, Hydrograph, LevelBoundary
 from models.flood.hydraulics import FloodGrid, MassBalance, Simulation, coarsen
-from models.flood.sources import Infiltration, RainSeries, ZonedSources, load_infiltration_table, read_rain_csv
+from models.flood.sources import (
+    Infiltration,
+    RainSeries,
+    ZonedSources,
+    chicago_hyetograph,
+    load_infiltration_table,
+    parse_storm_formula,
+    read_rain_csv,
+)
 from twin.errors import InputError, Problem
 from twin.fileio import atomic_write
 from twin.geo.raster import Grid, read_grid
@@ -68,6 +76,14 @@ _TILED_FROM = 512  # cells on both sides; smaller grids are written in strips
 # ----------------------------------------------------------------------------- options
 
 
+DEFAULT_STORM_DURATION_S = 7200.0
+"""s: a design storm's length (short-duration design storms in Chinese practice last 2 to 3 hours)."""
+DEFAULT_PEAK_RATIO = 0.4
+"""Where the design storm's peak falls, as a share of its length (the Chicago storm's r; 0.4 is usual)."""
+DEFAULT_STORM_STEP_S = 60.0
+"""s: the design storm's intensity is its mean over each such step."""
+
+
 @dataclass
 class FloodOptions:
     """What ``twin flood simulate`` was asked to do (paths as given, times in s)."""
@@ -77,6 +93,12 @@ class FloodOptions:
     out: Path
     rain: Path | None = None
     rain_zones: Path | None = None
+    design_storm: str | None = None
+    """Rain as a Chicago design storm from this storm intensity formula (a name, or "A,C,b,n"), not --rain."""
+    return_period_years: float | None = None
+    storm_duration_s: float = DEFAULT_STORM_DURATION_S
+    peak_ratio: float = DEFAULT_PEAK_RATIO
+    storm_step_s: float = DEFAULT_STORM_STEP_S
     inflows: Path | None = None
     manning_n: float | None = None
     landcover: Path | None = None
@@ -157,6 +179,7 @@ def check_options(opt: FloodOptions, problems: _Problems) -> None:
         bad("--initial-level", "the initial water level must be a finite number (m, the DEM's datum)")
     if opt.rain_zones is not None and opt.rain is None:
         bad("--rain-zones", "rain zones need a rain file (--rain) with one column per zone")
+    check_design_storm(opt, bad)
     if opt.boundary not in BOUNDARY_KINDS:
         bad("--boundary", f"{opt.boundary!r} is not one of {', '.join(BOUNDARY_KINDS)}")
     out = Path(opt.out)
@@ -169,6 +192,51 @@ def check_options(opt: FloodOptions, problems: _Problems) -> None:
     for flag, path in inputs:
         if path is not None and not Path(path).is_file():
             problems.add(path, flag, "file not found; check the path")
+
+
+def check_design_storm(opt: FloodOptions, bad: Callable[[str, str], None]) -> None:
+    """The design storm's flags: together, in range, and not beside a rain file."""
+    if opt.design_storm is None:
+        if opt.return_period_years is not None:
+            bad("--return-period", "a return period needs the storm intensity formula it applies to "
+                                   "(--design-storm NAME or A,C,b,n)")
+        return
+    if opt.rain is not None:
+        bad("--rain, --design-storm", "give either a rain file or a design storm, not both")
+    try:
+        formula = parse_storm_formula(opt.design_storm)
+    except ValueError as exc:
+        bad("--design-storm", str(exc))
+        formula = None
+    period = opt.return_period_years
+    if period is None:
+        bad("--return-period", "a design storm needs its return period in years (e.g. --return-period 50)")
+    elif not (math.isfinite(period) and period > 0):
+        bad("--return-period", f"{period:g} is not a return period > 0 years")
+    elif formula is not None and 1.0 + formula.C * math.log10(period) <= 0:
+        bad("--return-period", f"{period:g} years makes 1 + C lg P = {1.0 + formula.C * math.log10(period):.3g} "
+                               f"<= 0 in the formula; take a longer return period")
+    if formula is not None and not (formula.A > 0 and formula.b >= 0 and 0 <= formula.n < 1):
+        bad("--design-storm", f"A = {formula.A:g}, b = {formula.b:g}, n = {formula.n:g}: a design storm needs "
+                              "A > 0, b >= 0 and 0 <= n < 1")
+    if not (math.isfinite(opt.storm_duration_s) and opt.storm_duration_s > 0):
+        bad("--storm-duration", f"{opt.storm_duration_s:g} is not a positive number of seconds")
+    if not 0.0 <= opt.peak_ratio <= 1.0:
+        bad("--peak-ratio", f"{opt.peak_ratio:g} is not a share of the storm between 0 and 1")
+    if not (math.isfinite(opt.storm_step_s) and 0 < opt.storm_step_s):
+        bad("--storm-step", f"{opt.storm_step_s:g} is not a positive number of seconds")
+    elif math.isfinite(opt.storm_duration_s) and opt.storm_step_s > opt.storm_duration_s > 0:
+        bad("--storm-step", f"{opt.storm_step_s:g} s is longer than the storm ({opt.storm_duration_s:g} s)")
+
+
+def design_rain(opt: FloodOptions) -> RainSeries:
+    """The Chicago design storm the options ask for (checked by :func:`check_design_storm`); uniform rain."""
+    formula = parse_storm_formula(opt.design_storm or "")
+    rain = chicago_hyetograph(**formula.coefficients(), return_period_years=float(opt.return_period_years or 0),
+                              duration_s=opt.storm_duration_s, step_s=opt.storm_step_s,
+                              peak_position_r=opt.peak_ratio)
+    rain.meta.update(formula=formula.name, formula_source=formula.source)
+    return rain
 
 
 # ----------------------------------------------------------------------------- the domain
@@ -690,6 +758,8 @@ def prepare(opt: FloodOptions) -> PreparedRun:
     rain = None
     if usable(opt.rain) and (opt.rain_zones is None or usable(opt.rain_zones)):
         rain = read_rain(opt, domain, problems)
+    elif opt.design_storm is not None and not problems.items:  # its flags' problems are listed already
+        rain = design_rain(opt)
     cover = None
     if domain is not None and usable(opt.landcover) and usable(opt.landcover_table):
         cover = read_landcover(opt, domain, problems)
@@ -1067,6 +1137,8 @@ def _run_record(prep: PreparedRun, sim: Simulation, result: FloodResult,
                    (opt.manning_n or DEFAULT_MANNING_N)},
         "inputs": prep.inputs,
         "notes": [str(note) for note in (prep.rain.notes if prep.rain is not None else [])],
+        "design_storm": prep.rain.meta if prep.rain is not None and prep.rain.source == "chicago_hyetograph"
+        else None,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opt).items()},
         "command_line": opt.command_line,
         "versions": versions(),

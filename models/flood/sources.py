@@ -368,6 +368,27 @@ STORM_FORMULAS: dict[str, StormFormula] = {
 }
 
 
+def parse_storm_formula(text: str) -> StormFormula:
+    """A formula of :data:`STORM_FORMULAS` by name (any case), or one given as ``"A,C,b,n"``.
+
+    Raises ValueError naming the known formulas, or what is wrong with the numbers.
+    """
+    named = STORM_FORMULAS.get(text.strip().lower())
+    if named is not None:
+        return named
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"{text!r} is neither a known formula ({', '.join(f.name for f in STORM_FORMULAS.values())}) "
+                         "nor four numbers A,C,b,n of q = A (1 + C lg P) / (t + b)^n (q in L/(s ha), t in min)")
+    try:
+        a, c, b, n = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{text!r}: A,C,b,n must be four numbers, e.g. 2001,0.811,8,0.711") from None
+    if not all(math.isfinite(v) for v in (a, c, b, n)):
+        raise ValueError(f"{text!r}: A,C,b,n must be finite numbers")
+    return StormFormula("A,C,b,n", a, c, b, n, f"given as {text.strip()}")
+
+
 def storm_intensity_mm_per_h(*, A: float, C: float, b: float, n: float, return_period_years: float,
                              duration_min: float | np.ndarray) -> float | np.ndarray:
     """q = A (1 + C lg P) / (t + b)^n in L/(s·ha), returned in mm/h."""
