@@ -455,3 +455,30 @@ def test_carlisle_same_seed_same_result(carlisle_runs, tmp_path: Path) -> None:
 
     pd.testing.assert_frame_equal(again.kpis("B", 0), store.kpis("B", 0), check_exact=True)
     assert again.log("B", 0) == store.log("B", 0)
+
+
+@pytest.mark.parametrize("step_s", [60.0, 450.0])
+def test_a_design_storm_rains_the_formulas_depth_on_the_city(tmp_path: Path, step_s: float) -> None:
+    """In place of the city's rain series: Beijing's 100-year hour, q = A (1 + C lg P) / (t + b)^n, on every
+    open cell of Carlisle (80 m cells), in response steps on the storm's minutes or across them."""
+    from models.flood.field import DesignStorm
+    from twin.city.city import load_city
+
+    city = load_city(ROOT / "gis_data" / "carlisle", cache_root=tmp_path / "cache")
+    field = FloodField.build(city, coarsen=16, duration_s=3600.0, design_storm=DesignStorm("beijing", 100.0, 3600.0))
+    assert field.prep.rain.source == "chicago_hyetograph" and field.prep.rain.zone_ids is None
+    for _ in range(round(3600.0 / step_s)):
+        field.advance(step_s, [])
+    depth_m = 2001.0 * (1.0 + 0.811 * 2.0) / (60.0 + 8.0) ** 0.711 * 0.36 / 1000.0  # L/(s ha) -> mm/h, for 1 h
+    open_m2 = field.sim.grid.active.sum() * field.cell_area_m2
+    assert field.balance.source_in_m3 == pytest.approx(depth_m * open_m2, rel=1e-9)
+    assert field.balance.relative_error < 1e-9
+
+
+def test_a_design_storm_needs_a_storm_formula(tmp_path: Path) -> None:
+    from twin.errors import InputError
+
+    scenario = _quick_scenario(tmp_path)
+    scenario.write_text(scenario.read_text() + "design_return_period_years = 50.0\n")
+    with pytest.raises(InputError, match="design_return_period_years.*set storm_formula"):
+        run_scenario(scenario, out=tmp_path / "store", plans=["A"], workers=1)

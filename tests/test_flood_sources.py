@@ -566,3 +566,17 @@ def test_green_ampt_series_path_is_exact_to_round_off_up_to_its_bounds():
         root = _green_ampt_root_50_digits(f1, suction, z * f1 * (1 - 1e-12), u)
         worst = max(worst, float(abs(Decimal(u) - root) / root))
     assert worst < 1e-15
+
+
+def test_mean_rate_over_a_step_holds_all_the_rain_of_the_rows_it_spans():
+    from models.flood.sources import RainSeries
+
+    series = RainSeries(np.array([0.0, 60.0, 120.0, 180.0]), np.array([[36.0], [72.0], [0.0], [0.0]]),
+                        ("rain_mm_per_h",)).on_grid((2, 3))
+    inside = series.mean_rate_m_per_s(10.0, 50.0)
+    assert inside is series.rate_m_per_s(30.0)  # one row holds it: that row's rate, as before
+    across = series.mean_rate_m_per_s(30.0, 150.0)  # 30 s of 36 mm/h, 60 s of 72, 30 s of none
+    assert across.shape == (2, 3)
+    np.testing.assert_allclose(across, (30 * 36.0 + 60 * 72.0) / 120.0 / 3.6e6, rtol=1e-14)
+    np.testing.assert_allclose(series.mean_rate_m_per_s(150.0, 400.0), 0.0)
+    np.testing.assert_allclose(series.mean_rate_m_per_s(-60.0, 60.0), 36.0 / 2 / 3.6e6, rtol=1e-14)

@@ -47,8 +47,25 @@ class DrainageDesign:
     runoff_coefficient: float = 0.6
 
 
-def city_flood_options(city: Any, *, coarsen: int, duration_s: float, manning_n: float) -> FloodOptions:
-    """``twin flood simulate`` options pointing at the city's layers (DEM, rain, inflows, buildings)."""
+@dataclass(frozen=True)
+class DesignStorm:
+    """A Chicago design storm from a named storm intensity formula, in place of the city's rain series."""
+
+    formula: str
+    return_period_years: float
+    duration_s: float
+    peak_ratio: float = 0.4
+
+    def options(self) -> dict[str, Any]:
+        """The matching fields of :class:`FloodOptions`."""
+        return {"design_storm": self.formula, "return_period_years": self.return_period_years,
+                "storm_duration_s": self.duration_s, "peak_ratio": self.peak_ratio}
+
+
+def city_flood_options(city: Any, *, coarsen: int, duration_s: float, manning_n: float,
+                       design_storm: DesignStorm | None = None) -> FloodOptions:
+    """``twin flood simulate`` options pointing at the city's layers (DEM, rain, inflows, buildings); the
+    design storm's rain, where one is given, in place of the city's rain layer."""
     manifest = city.manifest
 
     def path_of(role: str) -> Path | None:
@@ -59,12 +76,13 @@ def city_flood_options(city: Any, *, coarsen: int, duration_s: float, manning_n:
     if dem is None:
         raise InputError(Problem(str(manifest.folder / "city.toml"), "layers",
                                  "the city has no layer with role 'dem'; a flood scenario needs terrain"))
-    rain, buildings = path_of("rain"), path_of("buildings")
+    rain, buildings = (path_of("rain") if design_storm is None else None), path_of("buildings")
     return FloodOptions(
         dem=dem, duration_s=duration_s, out=Path("unused"), rain=rain,
         rain_zones=path_of("rain_zones") if rain is not None else None,
         inflows=path_of("inflows"), manning_n=manning_n,
-        buildings=buildings if _is_polygon_file(buildings) else None, boundary="open", coarsen=coarsen)
+        buildings=buildings if _is_polygon_file(buildings) else None, boundary="open", coarsen=coarsen,
+        **(design_storm.options() if design_storm is not None else {}))
 
 
 def _is_polygon_file(path: Path | None) -> bool:
@@ -125,9 +143,11 @@ class FloodField:
 
     @classmethod
     def build(cls, city: Any, *, coarsen: int, duration_s: float, manning_n: float = DEFAULT_MANNING_N,
-              infiltration: str = "none", drainage: DrainageDesign | None = None) -> FloodField:
+              infiltration: str = "none", drainage: DrainageDesign | None = None,
+              design_storm: DesignStorm | None = None) -> FloodField:
         """Read the city's flood inputs onto a grid ``coarsen`` times the DEM's cell and set up the solver."""
-        opt = city_flood_options(city, coarsen=coarsen, duration_s=duration_s, manning_n=manning_n)
+        opt = city_flood_options(city, coarsen=coarsen, duration_s=duration_s, manning_n=manning_n,
+                                 design_storm=design_storm)
         prep = prepare(opt)
         classes = land_classes_on(prep, city) if (infiltration != "none" or drainage is not None) else None
         infil = None
@@ -186,7 +206,7 @@ class FloodField:
         if self.sim.cell_sources is not None:  # the step applies them
             return
         series = self.prep.rain if self.prep is not None else None
-        rain = series.rate_m_per_s(t_s + 0.5 * dt_s) if series is not None else np.zeros(())
+        rain = series.mean_rate_m_per_s(t_s, t_s + dt_s) if series is not None else np.zeros(())
         if self.sinks.infiltration is None and self.sinks.drainage is None:
             self._rate = rain if np.ndim(rain) else float(rain)
             return

@@ -23,7 +23,7 @@ from affine import Affine
 
 from models.flood import boundaries, hydraulics, simulate, sources
 from models.flood import field as flood_field
-from models.flood.field import DrainageDesign, FloodField
+from models.flood.field import DesignStorm, DrainageDesign, FloodField
 from twin.fileio import atomic_write
 
 
@@ -60,7 +60,7 @@ def _cache_dir() -> Path:
 
 
 def _key(run: FloodField, factor: int, horizon_s: float, manning_n: float, infiltration: str,
-         drainage: DrainageDesign | None) -> str:
+         drainage: DrainageDesign | None, design_storm: DesignStorm | None) -> str:
     """Hash of everything the forecast depends on: input files, grid, settings and the solver's code."""
     record: dict[str, Any] = {
         "inputs": {k: (v["sha256"] if isinstance(v, dict) else [h["sha256"] for h in v])
@@ -69,25 +69,28 @@ def _key(run: FloodField, factor: int, horizon_s: float, manning_n: float, infil
         "infiltration": infiltration,
         "drainage": None if drainage is None else {**asdict(drainage), "formula": None if drainage.formula is None
                                                    else asdict(drainage.formula)},
+        "design_storm": None if design_storm is None else asdict(design_storm),
         "solver": {m.__name__: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in _SOLVER_CODE},
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def flood_forecast(city: Any, run: FloodField, *, factor: int, horizon_s: float, manning_n: float,
-                   infiltration: str, drainage: DrainageDesign | None, step_s: float = 300.0) -> Forecast:
+                   infiltration: str, drainage: DrainageDesign | None, design_storm: DesignStorm | None = None,
+                   step_s: float = 300.0) -> Forecast:
     """The hazard without response to ``horizon_s`` on cells ``factor`` times those of ``run``.
 
     Read from the cache when it is there (the key comes from the inputs ``run``
     has already read); otherwise the coarse grid is read and run once.
     """
-    path = _cache_dir() / f"{_key(run, factor, horizon_s, manning_n, infiltration, drainage)}.npz"
+    path = _cache_dir() / f"{_key(run, factor, horizon_s, manning_n, infiltration, drainage, design_storm)}.npz"
     transform = run.prep.domain.transform @ Affine.scale(factor, factor)
     if path.is_file():
         with np.load(path) as data:
             return Forecast(data["arrival_s"], data["max_depth_m"], transform)
     field = FloodField.build(city, coarsen=run.prep.domain.factor * factor, duration_s=horizon_s,
-                             manning_n=manning_n, infiltration=infiltration, drainage=drainage)
+                             manning_n=manning_n, infiltration=infiltration, drainage=drainage,
+                             design_storm=design_storm)
     t = 0.0
     while t < horizon_s - 1e-9:
         dt = min(step_s, horizon_s - t)

@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from models.flood.evacuation import HOUSEHOLD_SIZE, Evacuation, EvacuationRules, Households, Shelters, households_in
-from models.flood.field import DEFAULT_MANNING_N, DrainageDesign, FloodField, land_classes_on, storm_formula
+from models.flood.field import (
+    DEFAULT_MANNING_N,
+    DesignStorm,
+    DrainageDesign,
+    FloodField,
+    land_classes_on,
+    storm_formula,
+)
 from models.flood.forecast import flood_forecast
 from models.flood.movement import MovementNetwork, TravelGraph
 from models.flood.police import ClosureRules, PolicePost, RoadClosures, closure_sites
@@ -57,8 +64,14 @@ class FloodResponseModel(TwinModel):
         _p("manning_n", "float", DEFAULT_MANNING_N, "s/m^(1/3)", 0.005, 0.3,
            "Manning's n everywhere (the Carlisle sample uses 0.035)"),
         _p("infiltration", "choice", "none", help="infiltration by land class", choices=("none", "green_ampt", "horton")),
-        _p("storm_formula", "choice", "none", help="storm intensity formula that sized the drains ('none': no drains)",
+        _p("storm_formula", "choice", "none", help="the city's storm intensity formula: it sized the drains and "
+                                                   "gives design storms ('none': no drains)",
            choices=("none", *STORM_FORMULAS)),
+        _p("design_return_period_years", "float", 0.0, "years", 0.0, 1000.0,
+           "rain a Chicago design storm of this return period from storm_formula in place of the city's rain "
+           "series (0: the city's series)"),
+        _p("design_duration_min", "float", 120.0, "min", 5.0, 1440.0, "the design storm's length"),
+        _p("design_peak_ratio", "float", 0.4, "", 0.0, 1.0, "where the design storm's peak falls in it"),
         _p("drain_duration_min", "float", 10.0, "min", 1.0, 180.0, "design rain duration of the drains (inlet time)"),
         _p("runoff_coefficient", "float", 0.6, "", 0.05, 1.0, "composite runoff coefficient of the drained areas"),
         _p("forecast_coarsen", "int", 2, "grid cells", 1, 16,
@@ -134,13 +147,18 @@ class FloodResponseModel(TwinModel):
         super().__init__(city, hazard, plan, **kwargs)
         hz = {p.name: self.hazard.get(p.name, p.default) for p in self.hazard_parameters}
         pl = {p.name: self.plan.get(p.name, p.default) for p in self.plan_parameters}
-        self._check(city, pl)
+        self._check(city, hz, pl)
         formula = storm_formula(hz["storm_formula"])
         drainage = None
         if formula is not None and pl["drainage_return_period_years"] > 0:
             drainage = DrainageDesign(formula, float(pl["drainage_return_period_years"]), hz["drain_duration_min"],
                                       hz["runoff_coefficient"])
-        common = dict(manning_n=hz["manning_n"], infiltration=hz["infiltration"], drainage=drainage)
+        design = None
+        if hz["design_return_period_years"] > 0:
+            design = DesignStorm(hz["storm_formula"], float(hz["design_return_period_years"]),
+                                 60.0 * float(hz["design_duration_min"]), float(hz["design_peak_ratio"]))
+        common = dict(manning_n=hz["manning_n"], infiltration=hz["infiltration"], drainage=drainage,
+                      design_storm=design)
         self.field = FloodField.build(city, coarsen=hz["coarsen"], duration_s=self.horizon_s, **common)
         self._water = self._water_cells(city)
         self._land = self.field.prep.grid.active & ~self._water
@@ -165,9 +183,16 @@ class FloodResponseModel(TwinModel):
 
     # ---- set-up ------------------------------------------------------------------------------
 
-    def _check(self, city: Any, pl: dict[str, Any]) -> None:
-        """Plan choices that only make sense together; every problem at once."""
+    def _check(self, city: Any, hz: dict[str, Any], pl: dict[str, Any]) -> None:
+        """Hazard and plan choices that only make sense together; every problem at once."""
         problems = []
+        period = hz["design_return_period_years"]
+        if period > 0 and hz["storm_formula"] == "none":
+            problems.append(Problem("hazard", "design_return_period_years", "a design storm comes from a storm "
+                                    f"intensity formula: set storm_formula (one of {', '.join(STORM_FORMULAS)})"))
+        elif period > 0 and 1.0 + STORM_FORMULAS[hz["storm_formula"]].C * math.log10(period) <= 0:
+            problems.append(Problem("hazard", "design_return_period_years", f"{period:g} years is too short for "
+                                    f"the {hz['storm_formula']} formula (1 + C lg P <= 0); take a longer one"))
         if pl["pump_crews"] > pl["prepositioned"] and not pl["pump_depot"]:
             problems.append(Problem("plan", "pump_depot", "crews wait at a depot: give pump_depot = [[x, y]]"))
         if pl["prepositioned"] > len(pl["pump_sites"]):

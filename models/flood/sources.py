@@ -121,6 +121,15 @@ class RainSeries:
         self._cached_row, self._cached_rate = i, rate
         return rate
 
+    def mean_rate_m_per_s(self, t0_s: float, t1_s: float) -> np.ndarray:
+        """Mean rain rate (m/s) per cell from ``t0_s`` to ``t1_s`` (as :meth:`rate_m_per_s`, which it is where
+        one row holds all that time): a step over several rows gets all their rain."""
+        k = int(np.searchsorted(self.time_s, t0_s, side="right"))  # the first row time after t0
+        if t1_s <= t0_s or k == len(self.time_s) or self.time_s[k] >= t1_s:
+            return self.rate_m_per_s(0.5 * (t0_s + t1_s))
+        per_column = np.append(self.depth_mm_between(t0_s, t1_s), 0.0) / 1000.0 / (t1_s - t0_s)
+        return np.asarray(per_column[0]) if self.cell_column is None else np.take(per_column, self.cell_column)
+
     def depth_mm_between(self, t0_s: float, t1_s: float) -> np.ndarray:
         """Rain depth (mm) per column from ``t0_s`` to ``t1_s``: the exact integral of the steps."""
         if t1_s < t0_s:
