@@ -448,8 +448,8 @@ def test_design_storm_on_a_flat_closed_box(capsys, tmp_path: Path) -> None:
     _write_dem(tmp_path / "dem.tif", np.full((6, 7), 3.0))
     probes = _write_csv(tmp_path / "probes.csv", ["name", "x", "y"], [["middle", *_cell_centre(3, 3)]])
     out = tmp_path / "out"
-    code, _, err = _run(capsys, "--dem", tmp_path / "dem.tif", "--duration", 7200, "--design-storm", "beijing",
-                        "--return-period", 50, "--probes", probes, "--report-every", 60, "--out", out)
+    code, _, err = _run(capsys, "--dem", tmp_path / "dem.tif", "--duration", 7200, "--storm-formula", "beijing",
+                        "--design-storm", 50, "--probes", probes, "--report-every", 60, "--out", out)
     assert code == 0, err
     q_l_s_ha = 2001.0 * (1.0 + 0.811 * math.log10(50.0)) / (120.0 + 8.0) ** 0.711  # q = A (1 + C lg P) / (t + b)^n
     depth_m = q_l_s_ha * 0.36 * 2.0 / 1000.0  # 1 L/(s ha) = 0.36 mm/h, for 2 h
@@ -459,7 +459,8 @@ def test_design_storm_on_a_flat_closed_box(capsys, tmp_path: Path) -> None:
     assert record["balance"]["storage_m3"] == pytest.approx(depth_m * area, rel=1e-9)
     assert record["design_storm"]["formula"] == "Beijing" and record["design_storm"]["return_period_years"] == 50
     assert record["design_storm"]["total_mm"] == pytest.approx(depth_m * 1000.0, rel=1e-12)
-    assert "--design-storm beijing --return-period 50.0 --storm-duration 7200.0" in record["command_line"]
+    assert "--storm-formula beijing --design-storm 50.0 --storm-duration 7200.0" in record["command_line"]
+    assert "--drain" not in record["command_line"] and record["drainage"] is None
     _, values = _read_csv(out / "probes.csv")
     assert values[-1, 2] == pytest.approx(depth_m, abs=1e-6)  # probes.csv holds micrometres
     per_minute = np.diff(values[:, 2])
@@ -467,25 +468,53 @@ def test_design_storm_on_a_flat_closed_box(capsys, tmp_path: Path) -> None:
 
 
 def test_design_storm_given_as_coefficients_matches_the_named_formula(capsys, box: Path) -> None:
-    common = ["--duration", 600, "--return-period", 10, "--storm-duration", 600, "--peak-ratio", 0.5]
+    common = ["--duration", 600, "--design-storm", 10, "--storm-duration", 600, "--peak-ratio", 0.5]
     totals = []
     for i, formula in enumerate(("Shanghai", "1600,0.846,7,0.656")):
-        code, _, err = _run(capsys, "--dem", box / "dem.tif", "--design-storm", formula, *common,
+        code, _, err = _run(capsys, "--dem", box / "dem.tif", "--storm-formula", formula, *common,
                             "--out", box / f"out{i}")
         assert code == 0, err
         totals.append(json.loads((box / f"out{i}" / "mass_balance.json").read_text())["volumes"]["rain_m3"])
     assert totals[0] == totals[1] > 0
 
 
-def test_design_storm_problems_reported_at_once(capsys, box: Path) -> None:
-    code, _, err = _run(capsys, *_base(box), "--rain", box / "rain.csv", "--design-storm", "atlantis",
-                        "--peak-ratio", 1.5, "--storm-step", 0)
-    _assert_refused(code, err, box / "out", "5 problems", "--rain, --design-storm", "'atlantis' is neither",
-                    "Beijing", "--return-period", "needs its return period", "--peak-ratio", "--storm-step")
-    code, _, err = _run(capsys, *_base(box), "--return-period", 20)
-    _assert_refused(code, err, box / "out", "--return-period", "needs the storm intensity formula")
-    code, _, err = _run(capsys, *_base(box), "--design-storm", "1,2,3", "--return-period", 20)
-    _assert_refused(code, err, box / "out", "--design-storm", "four numbers A,C,b,n")
+def test_design_storm_and_drain_problems_reported_at_once(capsys, box: Path) -> None:
+    code, _, err = _run(capsys, *_base(box), "--rain", box / "rain.csv", "--storm-formula", "atlantis",
+                        "--design-storm", 0, "--peak-ratio", 1.5, "--storm-step", 0, "--drainage", 5,
+                        "--runoff-coefficient", 1.5)
+    _assert_refused(code, err, box / "out", "6 problems", "--rain, --design-storm", "'atlantis' is neither",
+                    "Beijing", "--design-storm: 0 is not a return period", "--peak-ratio", "--storm-step",
+                    "--runoff-coefficient")
+    code, _, err = _run(capsys, *_base(box), "--design-storm", 20, "--drainage", 3)
+    _assert_refused(code, err, box / "out", "2 problems", "--design-storm: needs the storm intensity formula",
+                    "--drainage: needs the storm intensity formula")
+    code, _, err = _run(capsys, *_base(box), "--storm-formula", "1,2,3")
+    _assert_refused(code, err, box / "out", "four numbers A,C,b,n", "the formula alone does nothing")
+
+
+def test_drains_take_rain_up_to_their_design_capacity(capsys, tmp_path: Path) -> None:
+    """100 mm/h for 10 minutes on a flat closed box with drains sized for Beijing's 3-year, 10-minute rain
+    (capacity psi q, psi 0.6): water stands at (100 - capacity) mm/h while it rains, then drains away."""
+    _write_dem(tmp_path / "dem.tif", np.full((5, 6), 2.0))
+    rain = _write_csv(tmp_path / "rain.csv", ["time_s", "rain_mm_per_h"], [[0, 100.0], [600, 0.0]])
+    probes = _write_csv(tmp_path / "probes.csv", ["name", "x", "y"], [["middle", *_cell_centre(2, 3)]])
+    out = tmp_path / "out"
+    code, _, err = _run(capsys, "--dem", tmp_path / "dem.tif", "--duration", 1200, "--rain", rain, "--probes", probes,
+                        "--report-every", 300, "--storm-formula", "beijing", "--drainage", 3, "--out", out)
+    assert code == 0, err
+    capacity_mm_h = 0.6 * 2001.0 * (1.0 + 0.811 * math.log10(3.0)) / (10.0 + 8.0) ** 0.711 * 0.36
+    assert 70.0 < capacity_mm_h < 80.0
+    _, values = _read_csv(out / "probes.csv")
+    standing_m = (100.0 - capacity_mm_h) / 1000.0 / 3600.0
+    np.testing.assert_allclose(values[:, 2], [0.0, 300 * standing_m, 600 * standing_m, 0.0, 0.0], atol=1e-6)
+    record = json.loads((out / "mass_balance.json").read_text())
+    area = 5 * 6 * CELL_M**2
+    volumes = record["volumes"]
+    assert volumes["rain_m3"] == pytest.approx(0.1 / 6.0 * area, rel=1e-12)
+    assert volumes["drained_m3"] == pytest.approx(volumes["rain_m3"], rel=1e-9) and volumes["infiltration_m3"] == 0
+    assert record["balance"]["relative_error"] < 1e-9
+    assert record["drainage"]["capacity_mm_per_h"] == pytest.approx(capacity_mm_h, rel=1e-12)
+    assert "--drainage 3.0 --drain-duration 10.0 --runoff-coefficient 0.6" in record["command_line"]
 
 
 def test_help_numbers_are_the_solvers() -> None:
@@ -495,4 +524,27 @@ def test_help_numbers_are_the_solvers() -> None:
     assert flood_cmd.DEFAULT_STORM_DURATION_S == simulate.DEFAULT_STORM_DURATION_S
     assert flood_cmd.DEFAULT_PEAK_RATIO == simulate.DEFAULT_PEAK_RATIO
     assert flood_cmd.DEFAULT_STORM_STEP_S == simulate.DEFAULT_STORM_STEP_S
+    assert flood_cmd.DEFAULT_DRAIN_DURATION_MIN == simulate.DEFAULT_DRAIN_DURATION_MIN
+    assert flood_cmd.DEFAULT_RUNOFF_COEFFICIENT == simulate.DEFAULT_RUNOFF_COEFFICIENT
     assert [f.name for f in STORM_FORMULAS.values()] == list(flood_cmd.STORM_FORMULA_NAMES)
+
+
+def test_drains_serve_built_up_land_only(capsys, box: Path) -> None:
+    """Half the box is water and woods (land class 11), half built-up (20): only the built-up half drains,
+    so the drains take at most their capacity on half the area, and the water left is the rest of the rain."""
+    cover = box / "cover.tif"
+    with rasterio.open(cover, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8", crs=CRS,
+                       transform=Affine(CELL_M, 0, ORIGIN[0], 0, -CELL_M, ORIGIN[1]), nodata=0) as dst:
+        dst.write(np.where(np.arange(64).reshape(8, 8) < 32, 1, 2).astype(np.uint8), 1)
+    table = _write_csv(box / "table.csv", ["value", "manning_n", "land_class"], [[1, 0.035, 11], [2, 0.02, 20]])
+    rain = _write_csv(box / "heavy.csv", ["time_s", "rain_mm_per_h"], [[0, 200.0], [600, 0.0]])
+    code, _, err = _run(capsys, "--dem", box / "dem.tif", "--duration", 600, "--rain", rain, "--landcover", cover,
+                        "--landcover-table", table, "--storm-formula", "beijing", "--drainage", 3,
+                        "--out", box / "out")
+    assert code == 0, err
+    record = json.loads((box / "out" / "mass_balance.json").read_text())
+    capacity_m_s = record["drainage"]["capacity_mm_per_h"] / 3.6e6
+    most_m3 = capacity_m_s * 600.0 * 32 * CELL_M**2
+    drained = record["volumes"]["drained_m3"]
+    assert 0.95 * most_m3 < drained <= most_m3 * (1 + 1e-9)
+    assert record["balance"]["storage_m3"] == pytest.approx(record["volumes"]["rain_m3"] - drained, rel=1e-9)

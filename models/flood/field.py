@@ -58,7 +58,7 @@ class DesignStorm:
 
     def options(self) -> dict[str, Any]:
         """The matching fields of :class:`FloodOptions`."""
-        return {"design_storm": self.formula, "return_period_years": self.return_period_years,
+        return {"storm_formula": self.formula, "design_storm_years": self.return_period_years,
                 "storm_duration_s": self.duration_s, "peak_ratio": self.peak_ratio}
 
 

@@ -43,8 +43,10 @@ from affine import Affine
 from models.flood.boundaries import DischargeInflow, Hydrograph, LevelBoundary
 from models.flood.hydraulics import FloodGrid, MassBalance, Simulation, coarsen
 from models.flood.sources import (
+    DrainageSink,
     Infiltration,
     RainSeries,
+    SurfaceSinks,
     ZonedSources,
     chicago_hyetograph,
     load_infiltration_table,
@@ -82,6 +84,10 @@ DEFAULT_PEAK_RATIO = 0.4
 """Where the design storm's peak falls, as a share of its length (the Chicago storm's r; 0.4 is usual)."""
 DEFAULT_STORM_STEP_S = 60.0
 """s: the design storm's intensity is its mean over each such step."""
+DEFAULT_DRAIN_DURATION_MIN = 10.0
+"""min: the rain duration drains are sized for (the inlet time, 5-15 min in GB 50014-2021)."""
+DEFAULT_RUNOFF_COEFFICIENT = 0.6
+"""Composite runoff coefficient of drained land (dense built-up areas: 0.60-0.70 in GB 50014-2021)."""
 
 
 @dataclass
@@ -93,12 +99,17 @@ class FloodOptions:
     out: Path
     rain: Path | None = None
     rain_zones: Path | None = None
-    design_storm: str | None = None
-    """Rain as a Chicago design storm from this storm intensity formula (a name, or "A,C,b,n"), not --rain."""
-    return_period_years: float | None = None
+    storm_formula: str | None = None
+    """The storm intensity formula (a name of ``STORM_FORMULAS``, or "A,C,b,n") of the design storm and drains."""
+    design_storm_years: float | None = None
+    """Rain a Chicago design storm of this return period (years) from the formula, in place of --rain."""
     storm_duration_s: float = DEFAULT_STORM_DURATION_S
     peak_ratio: float = DEFAULT_PEAK_RATIO
     storm_step_s: float = DEFAULT_STORM_STEP_S
+    drainage_years: float | None = None
+    """Storm drains sized for the formula's rain of this return period (years) take water from drained land."""
+    drain_duration_min: float = DEFAULT_DRAIN_DURATION_MIN
+    runoff_coefficient: float = DEFAULT_RUNOFF_COEFFICIENT
     inflows: Path | None = None
     manning_n: float | None = None
     landcover: Path | None = None
@@ -179,7 +190,7 @@ def check_options(opt: FloodOptions, problems: _Problems) -> None:
         bad("--initial-level", "the initial water level must be a finite number (m, the DEM's datum)")
     if opt.rain_zones is not None and opt.rain is None:
         bad("--rain-zones", "rain zones need a rain file (--rain) with one column per zone")
-    check_design_storm(opt, bad)
+    check_storm_options(opt, bad)
     if opt.boundary not in BOUNDARY_KINDS:
         bad("--boundary", f"{opt.boundary!r} is not one of {', '.join(BOUNDARY_KINDS)}")
     out = Path(opt.out)
@@ -194,49 +205,69 @@ def check_options(opt: FloodOptions, problems: _Problems) -> None:
             problems.add(path, flag, "file not found; check the path")
 
 
-def check_design_storm(opt: FloodOptions, bad: Callable[[str, str], None]) -> None:
-    """The design storm's flags: together, in range, and not beside a rain file."""
-    if opt.design_storm is None:
-        if opt.return_period_years is not None:
-            bad("--return-period", "a return period needs the storm intensity formula it applies to "
-                                   "(--design-storm NAME or A,C,b,n)")
+def check_storm_options(opt: FloodOptions, bad: Callable[[str, str], None]) -> None:
+    """The design storm's and the drains' flags: together, in range, and no design storm beside a rain file."""
+    wanted = [flag for flag, v in (("--design-storm", opt.design_storm_years), ("--drainage", opt.drainage_years))
+              if v is not None]
+    if opt.storm_formula is None:
+        for flag in wanted:
+            bad(flag, "needs the storm intensity formula it comes from: --storm-formula NAME or A,C,b,n")
         return
-    if opt.rain is not None:
-        bad("--rain, --design-storm", "give either a rain file or a design storm, not both")
+    if not wanted:
+        bad("--storm-formula", "the formula alone does nothing: add --design-storm YEARS (rain) or "
+                               "--drainage YEARS (drains)")
     try:
-        formula = parse_storm_formula(opt.design_storm)
+        formula = parse_storm_formula(opt.storm_formula)
     except ValueError as exc:
-        bad("--design-storm", str(exc))
+        bad("--storm-formula", str(exc))
         formula = None
-    period = opt.return_period_years
-    if period is None:
-        bad("--return-period", "a design storm needs its return period in years (e.g. --return-period 50)")
-    elif not (math.isfinite(period) and period > 0):
-        bad("--return-period", f"{period:g} is not a return period > 0 years")
-    elif formula is not None and 1.0 + formula.C * math.log10(period) <= 0:
-        bad("--return-period", f"{period:g} years makes 1 + C lg P = {1.0 + formula.C * math.log10(period):.3g} "
-                               f"<= 0 in the formula; take a longer return period")
     if formula is not None and not (formula.A > 0 and formula.b >= 0 and 0 <= formula.n < 1):
-        bad("--design-storm", f"A = {formula.A:g}, b = {formula.b:g}, n = {formula.n:g}: a design storm needs "
-                              "A > 0, b >= 0 and 0 <= n < 1")
-    if not (math.isfinite(opt.storm_duration_s) and opt.storm_duration_s > 0):
-        bad("--storm-duration", f"{opt.storm_duration_s:g} is not a positive number of seconds")
-    if not 0.0 <= opt.peak_ratio <= 1.0:
-        bad("--peak-ratio", f"{opt.peak_ratio:g} is not a share of the storm between 0 and 1")
-    if not (math.isfinite(opt.storm_step_s) and 0 < opt.storm_step_s):
-        bad("--storm-step", f"{opt.storm_step_s:g} is not a positive number of seconds")
-    elif math.isfinite(opt.storm_duration_s) and opt.storm_step_s > opt.storm_duration_s > 0:
-        bad("--storm-step", f"{opt.storm_step_s:g} s is longer than the storm ({opt.storm_duration_s:g} s)")
+        bad("--storm-formula", f"A = {formula.A:g}, b = {formula.b:g}, n = {formula.n:g}: the formula needs "
+                               "A > 0, b >= 0 and 0 <= n < 1")
+    for flag, period in (("--design-storm", opt.design_storm_years), ("--drainage", opt.drainage_years)):
+        if period is None:
+            continue
+        if not (math.isfinite(period) and period > 0):
+            bad(flag, f"{period:g} is not a return period > 0 years")
+        elif formula is not None and 1.0 + formula.C * math.log10(period) <= 0:
+            bad(flag, f"{period:g} years makes 1 + C lg P = {1.0 + formula.C * math.log10(period):.3g} <= 0 in "
+                      "the formula; take a longer return period")
+    if opt.design_storm_years is not None:
+        if opt.rain is not None:
+            bad("--rain, --design-storm", "give either a rain file or a design storm, not both")
+        if not (math.isfinite(opt.storm_duration_s) and opt.storm_duration_s > 0):
+            bad("--storm-duration", f"{opt.storm_duration_s:g} is not a positive number of seconds")
+        if not 0.0 <= opt.peak_ratio <= 1.0:
+            bad("--peak-ratio", f"{opt.peak_ratio:g} is not a share of the storm between 0 and 1")
+        if not (math.isfinite(opt.storm_step_s) and 0 < opt.storm_step_s):
+            bad("--storm-step", f"{opt.storm_step_s:g} is not a positive number of seconds")
+        elif math.isfinite(opt.storm_duration_s) and opt.storm_step_s > opt.storm_duration_s > 0:
+            bad("--storm-step", f"{opt.storm_step_s:g} s is longer than the storm ({opt.storm_duration_s:g} s)")
+    if opt.drainage_years is not None:
+        if not (math.isfinite(opt.drain_duration_min) and opt.drain_duration_min > 0):
+            bad("--drain-duration", f"{opt.drain_duration_min:g} is not a positive number of minutes")
+        if not 0.0 < opt.runoff_coefficient <= 1.0:
+            bad("--runoff-coefficient", f"{opt.runoff_coefficient:g} is not a share in (0, 1]")
 
 
 def design_rain(opt: FloodOptions) -> RainSeries:
-    """The Chicago design storm the options ask for (checked by :func:`check_design_storm`); uniform rain."""
-    formula = parse_storm_formula(opt.design_storm or "")
-    rain = chicago_hyetograph(**formula.coefficients(), return_period_years=float(opt.return_period_years or 0),
+    """The Chicago design storm the options ask for (checked by :func:`check_storm_options`); uniform rain."""
+    formula = parse_storm_formula(opt.storm_formula or "")
+    rain = chicago_hyetograph(**formula.coefficients(), return_period_years=float(opt.design_storm_years or 0),
                               duration_s=opt.storm_duration_s, step_s=opt.storm_step_s,
                               peak_position_r=opt.peak_ratio)
     rain.meta.update(formula=formula.name, formula_source=formula.source)
     return rain
+
+
+def drains(opt: FloodOptions, land_class: np.ndarray | None, active: np.ndarray) -> DrainageSink:
+    """Drains the options ask for (checked) on built-up and transport land (every open cell without classes)."""
+    classes = land_class if land_class is not None else np.where(active, 20, -1)
+    return DrainageSink.from_design_storm(parse_storm_formula(opt.storm_formula or ""),
+                                          return_period_years=float(opt.drainage_years or 0),
+                                          duration_min=opt.drain_duration_min,
+                                          runoff_coefficient=opt.runoff_coefficient,
+                                          class_per_cell=np.where(active, classes, -1))
 
 
 # ----------------------------------------------------------------------------- the domain
@@ -492,6 +523,7 @@ def read_landcover(opt: FloodOptions, domain: Domain, problems: _Problems) -> La
         return None
     need_class = opt.infiltration != "none"
     has_class = "land_class" in rows[0][1]
+    read_class = need_class or (has_class and opt.drainage_years is not None)  # drains: built-up land only
     if need_class and not has_class:
         problems.add(src, "line 1", f"no land_class column; {opt.infiltration} infiltration needs a two-digit "
                                     "land class per value (e.g. 20 urban, 11 water) from "
@@ -518,12 +550,12 @@ def read_landcover(opt: FloodOptions, domain: Domain, problems: _Problems) -> La
                                                                "(s/m^(1/3))")
         else:
             n_of[v] = n
-        if need_class and has_class:
+        if read_class and has_class:
             text = row.get("land_class", "")
             if not text.isdigit() or len(text) > 2 or (known and f"{int(text):02d}" not in known):
                 problems.add(src, f"line {line}, column land_class",
-                             f"{text!r} is not a land class of the infiltration table "
-                             f"({', '.join(sorted(known))})")
+                             f"{text!r} is not a land class of the infiltration table ({', '.join(sorted(known))})"
+                             if known else f"{text!r} is not a two-digit land class (e.g. 20 built-up, 11 water)")
             else:
                 class_of[v] = int(text)
     if codes is None:
@@ -538,7 +570,7 @@ def read_landcover(opt: FloodOptions, domain: Domain, problems: _Problems) -> La
     if uncovered:
         problems.add(str(opt.landcover), "values", f"{uncovered} valid DEM cells have no land-cover value "
                                                    "(nodata or outside the raster); cover the whole DEM")
-    if unlisted or uncovered or len(n_of) < len(lines) or (need_class and len(class_of) < len(lines)):
+    if unlisted or uncovered or len(n_of) < len(lines) or (read_class and len(class_of) < len(lines)):
         return None
     lut_n = np.full(int(max(max(lines), codes.max())) + 2, np.nan)
     for v, n in n_of.items():
@@ -547,7 +579,7 @@ def read_landcover(opt: FloodOptions, domain: Domain, problems: _Problems) -> La
     safe = np.where(codes >= 0, codes, lut_n.size - 1)
     n_fine = np.where(open_fine, lut_n[safe], np.nan)
     land_class = None
-    if need_class:
+    if read_class:
         lut_c = np.full(lut_n.size, -1, dtype=np.int32)
         for v, c in class_of.items():
             if v >= 0:
@@ -733,6 +765,7 @@ class PreparedRun:
     probes: list[Probe]
     initial_depth_m: np.ndarray | None
     inputs: dict[str, Any] = field(default_factory=dict)
+    drainage: DrainageSink | None = None
 
 
 def prepare(opt: FloodOptions) -> PreparedRun:
@@ -758,7 +791,7 @@ def prepare(opt: FloodOptions) -> PreparedRun:
     rain = None
     if usable(opt.rain) and (opt.rain_zones is None or usable(opt.rain_zones)):
         rain = read_rain(opt, domain, problems)
-    elif opt.design_storm is not None and not problems.items:  # its flags' problems are listed already
+    elif opt.design_storm_years is not None and not problems.items:  # its flags' problems are listed already
         rain = design_rain(opt)
     cover = None
     if domain is not None and usable(opt.landcover) and usable(opt.landcover_table):
@@ -781,8 +814,11 @@ def prepare(opt: FloodOptions) -> PreparedRun:
     if opt.infiltration != "none" and cover is not None and cover.land_class is not None:
         classes = np.where(grid.active, cover.land_class, -1).astype(np.int16)
         infiltration = Infiltration(opt.infiltration, classes)
+    drainage = None
+    if opt.drainage_years is not None:
+        drainage = drains(opt, cover.land_class if cover is not None else None, grid.active)
     inputs = _input_records(opt, hydrographs)
-    return PreparedRun(opt, domain, grid, rain, infiltration, boundaries, probes, depth0, inputs)
+    return PreparedRun(opt, domain, grid, rain, infiltration, boundaries, probes, depth0, inputs, drainage)
 
 
 def _sha256(path: Path) -> str:
@@ -812,23 +848,27 @@ def _input_records(opt: FloodOptions, hydrographs: list[Path]) -> dict[str, Any]
 
 
 class _NetSource:
-    """Rain minus infiltration (m/s per cell) for the step about to be taken.
+    """Rain minus infiltration and drains (m/s per cell) for the step about to be taken.
 
-    The solver asks for the source at the step's mid time; infiltration needs
-    the depth and the step length, so the rate is set just before each step.
+    The solver asks for the source at the step's mid time; infiltration and
+    drains need the depth and the step length, so the rate is set just
+    before each step.
     """
 
-    def __init__(self, rain: RainSeries | None, infiltration: Infiltration) -> None:
+    def __init__(self, rain: RainSeries | None, sinks: SurfaceSinks) -> None:
         self.rain = rain
-        self.infiltration = infiltration
+        self.sinks = sinks
         self._rate: np.ndarray | float = 0.0
         self._net: np.ndarray | None = None  # reused each step: a new grid-sized array a step costs page faults
 
     def prepare(self, depth_m: np.ndarray, t_s: float, dt_s: float) -> None:
         rain = self.rain.rate_m_per_s(t_s + 0.5 * dt_s) if self.rain is not None else np.zeros(())
+        if self.sinks.drainage is not None:
+            self._rate = rain - self.sinks.sink_m_per_s(depth_m, dt_s, rain)
+            return
         if self._net is None or self._net.shape != np.shape(depth_m):
             self._net = np.empty(np.shape(depth_m))
-        self._rate = self.infiltration.net_rate_m_per_s(depth_m, dt_s, rain, out=self._net)
+        self._rate = self.sinks.infiltration.net_rate_m_per_s(depth_m, dt_s, rain, out=self._net)
 
     def __call__(self, t_s: float) -> np.ndarray | float:
         return self._rate
@@ -890,21 +930,34 @@ def rain_volume_m3(rain: RainSeries | None, open_cells: np.ndarray, t_s: float, 
     return float(depth_m @ counts) * cell_area_m2
 
 
-def gross_volumes(b: MassBalance, rain_m3: float, infiltration: bool) -> dict[str, float]:
+def gross_volumes(b: MassBalance, rain_m3: float, netted: bool, drained_share: float = 0.0) -> dict[str, float]:
     """Volumes in and out by kind (m3).
 
-    The solver books the net of rain and infiltration per cell and step
-    (a cell soaking up more than falls on it is a sink), so infiltration is
-    what the rain lost on its way in: rain - net source in + net sink out.
+    With sinks (``netted``), the solver books the net of rain, infiltration
+    and drains per cell and step (a cell losing more than falls on it is a
+    sink), so the sinks took what the rain lost on its way in: rain - net
+    source in + net sink out.  ``drained_share`` of that went down the
+    drains (the share of what they asked for among all sinks), the rest
+    into the soil.
     """
-    infiltration_m3 = rain_m3 - b.source_in_m3 + b.sink_out_m3 if infiltration else b.sink_out_m3
-    rain_in = rain_m3 if infiltration else b.source_in_m3
+    lost_m3 = rain_m3 - b.source_in_m3 + b.sink_out_m3 if netted else b.sink_out_m3
+    drained_m3 = drained_share * lost_m3
+    rain_in = rain_m3 if netted else b.source_in_m3
     volume_in = rain_in + b.inflow_m3 + b.level_in_m3 + b.clamp_added_m3
-    volume_out = infiltration_m3 + b.edge_outflow_m3 + b.level_out_m3 + b.pumped_m3
-    return {"rain_m3": rain_in, "infiltration_m3": infiltration_m3, "inflow_m3": b.inflow_m3,
-            "level_in_m3": b.level_in_m3, "level_out_m3": b.level_out_m3, "edge_outflow_m3": b.edge_outflow_m3,
-            "pumped_m3": b.pumped_m3,
+    volume_out = lost_m3 + b.edge_outflow_m3 + b.level_out_m3 + b.pumped_m3
+    return {"rain_m3": rain_in, "infiltration_m3": lost_m3 - drained_m3, "drained_m3": drained_m3,
+            "inflow_m3": b.inflow_m3, "level_in_m3": b.level_in_m3, "level_out_m3": b.level_out_m3,
+            "edge_outflow_m3": b.edge_outflow_m3, "pumped_m3": b.pumped_m3,
             "clamp_added_m3": b.clamp_added_m3, "in_m3": volume_in, "out_m3": volume_out}
+
+
+def _drained_share(prep: PreparedRun) -> float:
+    """Of the water the sinks asked for, the drains' share (0 without drains)."""
+    if prep.drainage is None:
+        return 0.0
+    drained = float(np.sum(prep.drainage.drained_m))
+    soaked = float(prep.infiltration.cumulative_m[prep.grid.active].sum()) if prep.infiltration is not None else 0.0
+    return drained / (drained + soaked) if drained + soaked > 0 else 0.0
 
 
 @dataclass
@@ -1008,14 +1061,15 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
 
     Rain by zone and infiltration go to the solver as cell sources, applied in
     its own pass over the grid, where zones and land classes fit in a byte a
-    cell; otherwise the net rate per cell is set before each step.
+    cell and there are no drains; otherwise the net rate per cell is set
+    before each step.
     """
     grid, rain, infiltration = prep.grid, prep.rain, prep.infiltration
     cells, net, source = None, None, None
-    if ZonedSources.pays(rain, infiltration):
+    if prep.drainage is None and ZonedSources.pays(rain, infiltration):
         cells = ZonedSources(rain, infiltration, grid.shape)
-    elif infiltration is not None:
-        net = source = _NetSource(rain, infiltration)
+    elif infiltration is not None or prep.drainage is not None:
+        net = source = _NetSource(rain, SurfaceSinks(infiltration, prep.drainage))
     elif rain is not None:
         source = rain.rate_m_per_s
     sim = Simulation(grid, boundary=prep.options.boundary,
@@ -1023,7 +1077,9 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
                      level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
                      source_rate=source, cell_sources=cells, initial_depth_m=prep.initial_depth_m,
                      arrival_depth_m=ARRIVAL_DEPTH_M, source_step_s=prep.options.source_step_s,
-                     sink_store=infiltration.cumulative_m if net is not None else None)
+                     # a soil alone takes what the sink takes: its store gives back what the cap keeps out
+                     sink_store=infiltration.cumulative_m if net is not None and prep.drainage is None
+                     and infiltration is not None else None)
     if net is None:
         return sim, lambda dt_s: None
     return sim, lambda dt_s: net.prepare(sim.state.h, sim.t_s, dt_s)
@@ -1081,7 +1137,8 @@ def _run_into(prep: PreparedRun, folder: Path, feedback: Feedback) -> FloodResul
     where = np.unravel_index(int(np.argmax(wet)), wet.shape)
     flooded = {d: float((wet > d).sum()) * domain.cell_area_m2 for d in FLOOD_DEPTHS_M}
     rain_m3 = rain_volume_m3(prep.rain, grid.active, duration, domain.cell_area_m2)
-    volumes = gross_volumes(balance, rain_m3, prep.infiltration is not None)
+    volumes = gross_volumes(balance, rain_m3, prep.infiltration is not None or prep.drainage is not None,
+                            _drained_share(prep))
     files.append("mass_balance.json")
     result = FloodResult(Path(opt.out), duration, sim.steps, sim.cell_updates, wall, first_step_s, balance,
                          volumes, float(max(wet.max(), 0.0)), domain.centre(int(where[0]), int(where[1])), flooded,
@@ -1139,6 +1196,7 @@ def _run_record(prep: PreparedRun, sim: Simulation, result: FloodResult,
         "notes": [str(note) for note in (prep.rain.notes if prep.rain is not None else [])],
         "design_storm": prep.rain.meta if prep.rain is not None and prep.rain.source == "chicago_hyetograph"
         else None,
+        "drainage": prep.drainage.design if prep.drainage is not None else None,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opt).items()},
         "command_line": opt.command_line,
         "versions": versions(),

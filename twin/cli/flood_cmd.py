@@ -13,19 +13,23 @@ DEFAULT_SOURCE_STEP_S = 2.0
 DEFAULT_STORM_DURATION_S = 7200.0
 DEFAULT_PEAK_RATIO = 0.4
 DEFAULT_STORM_STEP_S = 60.0
+DEFAULT_DRAIN_DURATION_MIN = 10.0
+DEFAULT_RUNOFF_COEFFICIENT = 0.6
 STORM_FORMULA_NAMES = ("Jinan", "Beijing", "Shanghai")
 
 _SIMULATE_FLAGS = (
     ("dem", "--dem"), ("duration", "--duration"), ("rain", "--rain"), ("rain_zones", "--rain-zones"),
-    ("design_storm", "--design-storm"), ("return_period", "--return-period"), ("storm_duration", "--storm-duration"),
-    ("peak_ratio", "--peak-ratio"), ("storm_step", "--storm-step"), ("inflows", "--inflows"), ("manning", "--manning"), ("landcover", "--landcover"),
+    ("storm_formula", "--storm-formula"), ("design_storm", "--design-storm"), ("storm_duration", "--storm-duration"),
+    ("peak_ratio", "--peak-ratio"), ("storm_step", "--storm-step"), ("drainage", "--drainage"),
+    ("drain_duration", "--drain-duration"), ("runoff_coefficient", "--runoff-coefficient"), ("inflows", "--inflows"), ("manning", "--manning"), ("landcover", "--landcover"),
     ("landcover_table", "--landcover-table"), ("infiltration", "--infiltration"), ("buildings", "--buildings"),
     ("probes", "--probes"), ("initial_level", "--initial-level"), ("initial_depth", "--initial-depth"),
     ("boundary", "--boundary"), ("coarsen", "--coarsen"), ("frame_every", "--frame-every"),
     ("report_every", "--report-every"), ("source_step", "--source-step"), ("out", "--out"),
 )
 
-_STORM_DETAILS = ("storm_duration", "peak_ratio", "storm_step")
+_DETAILS = {"design_storm": ("storm_duration", "peak_ratio", "storm_step"),
+            "drainage": ("drain_duration", "runoff_coefficient")}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -42,17 +46,25 @@ def register(commands: argparse._SubParsersAction) -> None:
                      help="time_s plus one intensity column, or one column per zone of --rain-zones (mm/h, "
                           "each row holds until the next)")
     sim.add_argument("--rain-zones", type=Path, metavar="RASTER", help="zone id per cell for a zoned --rain file")
-    sim.add_argument("--design-storm", metavar="FORMULA",
-                     help="uniform rain as a Chicago design storm (Keifer and Chu) from a storm intensity formula "
-                          f"q = A (1 + C lg P) / (t + b)^n: {', '.join(STORM_FORMULA_NAMES)}, or A,C,b,n "
-                          "(q in L/(s ha), t in min); instead of --rain")
-    sim.add_argument("--return-period", type=float, metavar="YEARS", help="the design storm's return period P")
+    sim.add_argument("--storm-formula", metavar="FORMULA",
+                     help="the storm intensity formula q = A (1 + C lg P) / (t + b)^n of the design storm and the "
+                          f"drains: {', '.join(STORM_FORMULA_NAMES)}, or A,C,b,n (q in L/(s ha), t in min)")
+    sim.add_argument("--design-storm", type=float, metavar="YEARS",
+                     help="rain a Chicago design storm (Keifer and Chu) of this return period, uniform, instead of "
+                          "--rain")
     sim.add_argument("--storm-duration", type=float, metavar="SECONDS", default=DEFAULT_STORM_DURATION_S,
                      help=f"the design storm's length (default {DEFAULT_STORM_DURATION_S:g} s)")
     sim.add_argument("--peak-ratio", type=float, metavar="R", default=DEFAULT_PEAK_RATIO,
                      help=f"where its peak falls, as a share of its length (default {DEFAULT_PEAK_RATIO:g})")
     sim.add_argument("--storm-step", type=float, metavar="SECONDS", default=DEFAULT_STORM_STEP_S,
                      help=f"its intensity is the mean over each such step (default {DEFAULT_STORM_STEP_S:g} s)")
+    sim.add_argument("--drainage", type=float, metavar="YEARS",
+                     help="storm drains sized by the rational method for this return period take water from "
+                          "built-up and transport land (every cell without --landcover classes)")
+    sim.add_argument("--drain-duration", type=float, metavar="MINUTES", default=DEFAULT_DRAIN_DURATION_MIN,
+                     help=f"the rain duration the drains are sized for (default {DEFAULT_DRAIN_DURATION_MIN:g} min)")
+    sim.add_argument("--runoff-coefficient", type=float, metavar="PSI", default=DEFAULT_RUNOFF_COEFFICIENT,
+                     help=f"of the drained land (default {DEFAULT_RUNOFF_COEFFICIENT:g})")
     sim.add_argument("--inflows", type=Path, metavar="GEOJSON",
                      help="points or lines with properties kind (discharge m3/s | level m) and hydrograph "
                           "(CSV time_s,value, relative to the GeoJSON)")
@@ -86,8 +98,8 @@ def command_line(args: argparse.Namespace) -> str:
     words = ["twin", "flood", "simulate"]
     for attr, flag in _SIMULATE_FLAGS:
         value = getattr(args, attr, None)
-        if attr in _STORM_DETAILS and getattr(args, "design_storm", None) is None:
-            continue  # defaults that only a design storm reads
+        if any(attr in details and getattr(args, reader, None) is None for reader, details in _DETAILS.items()):
+            continue  # defaults that only a design storm or drains read
         if value is not None:
             words += [flag, str(value)]
     return shlex.join(words)
@@ -99,8 +111,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     options = FloodOptions(
         dem=args.dem, duration_s=args.duration, out=args.out, rain=args.rain, rain_zones=args.rain_zones,
-        design_storm=args.design_storm, return_period_years=args.return_period,
+        storm_formula=args.storm_formula, design_storm_years=args.design_storm,
         storm_duration_s=args.storm_duration, peak_ratio=args.peak_ratio, storm_step_s=args.storm_step,
+        drainage_years=args.drainage, drain_duration_min=args.drain_duration,
+        runoff_coefficient=args.runoff_coefficient,
         inflows=args.inflows, manning_n=args.manning, landcover=args.landcover,
         landcover_table=args.landcover_table, infiltration=args.infiltration, buildings=args.buildings,
         probes=args.probes, initial_level_m=args.initial_level, initial_depth=args.initial_depth,
