@@ -40,7 +40,7 @@ def test_compiled_runs_of_steps_give_the_same_bits(shape, rate):
                       on_report=lambda state, balance, seen=seen: seen.append((state.t_s, balance.storage_m3)))
     _same(by_step, quiet)
     assert reports[0] == reports[1] and len(reports[0]) == 6
-    assert quiet.steps > 100  # more than one compiled run (at most 256 steps) in the runs between reports
+    assert quiet.steps > 100  # several compiled runs (at most 256 steps each) between reports
     assert quiet.balance.relative_error < 1e-9
 
 

@@ -299,7 +299,8 @@ _ABS_BITS = np.int64(0x7FFFFFFFFFFFFFFF)  # all bits of a float64 but its sign
 _MARGIN32 = np.float32(_SHARE_MARGIN)
 _ALL_TILES = ~np.uint64(0)
 _TILES_EVERY = 50  # steps between two choices of pass 1's way (``Simulation._on_tiles``)
-_QUIET_RUN_STEPS = 256  # most steps of one compiled run (``Simulation._quiet_steps_to``): time them, allow Ctrl-C
+_QUIET_RUN_STEPS = 256  # most steps of one compiled run (``Simulation._quiet_steps_to``) ...
+_QUIET_RUN_S = 0.05  # ... and about how long one lasts: each is timed for the kernel choice, and Ctrl-C waits for it
 _TILES_BELOW = 0.3  # pass 1 on tiles while fewer than this share of the domain's cells are deeper than h_min
 
 
@@ -1454,6 +1455,7 @@ class Simulation:
         if self._kernel is _step_bands:
             self._layouts[_step_serial] = (np.array([0, rows], dtype=np.int64), np.array([0, 1], dtype=np.int64))
         self._kernels = KernelChoice(self._kernel, _step_serial if self._kernel is _step_bands else None)
+        self._quiet_run_steps = 8  # the first compiled run of steps (``_quiet_steps_to``), then sized by its time
         self._span = _spans(grid.active)
         nb = self._starts.size - 1
         self._seam = np.zeros((nb + 1, cols), dtype=dtype)
@@ -1713,10 +1715,13 @@ class Simulation:
                 self._sink_store, self.grid.dx_m, self.grid.dy_m, self.h_min_m, self.theta, self.arrival_depth_m,
                 self._max_depth, self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q,
                 self._rows_qx, self._rows64, self._flow, self._runs, self._masks, totals, self.t_s, target_s, eps,
-                min(self._kernels.steps_left(), _QUIET_RUN_STEPS), self.steps, self.alpha, self._min_d,
+                min(self._kernels.steps_left(), self._quiet_run_steps), self.steps, self.alpha, self._min_d,
                 self.max_dt_s, self._h_max, self._now, self._tiles, self._n_active, self._area)
             ran = out[STEPS] - steps_before
-            self._kernels.record(kernel, time.perf_counter() - started, max(ran, 1))
+            took = time.perf_counter() - started
+            self._kernels.record(kernel, took, max(ran, 1))
+            if ran:  # runs of about _QUIET_RUN_S, so that Ctrl-C and the kernel choice come soon on large grids
+                self._quiet_run_steps = max(1, min(_QUIET_RUN_STEPS, int(_QUIET_RUN_S * ran / max(took, 1e-9))))
             self._now, self._tiles, self._h_max = out[NOW], out[TILES], out[H_MAX]
             self.steps = out[STEPS]
             self.cell_updates += ran * self.h.size
