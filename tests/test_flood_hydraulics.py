@@ -656,3 +656,37 @@ def test_working_on_spans_gives_the_bits_of_whole_rows(theta, boundary):
         np.testing.assert_array_equal(getattr(runs[0], name), getattr(runs[1], name), err_msg=name)
     assert runs[0].balance == runs[1].balance
     assert runs[0].balance.edge_outflow_m3 > 0.0 or boundary != "open"
+
+
+@pytest.mark.parametrize("source_step_s", [0.0, 2.0])
+def test_drains_take_standing_water_up_to_their_capacity(source_step_s):
+    """A flat closed box, 1 cm of water, drains of 36 mm/h on the western half only, rain by zone applied in
+    the step: the drains take what their capacity allows over the time (the water flows west to them), the
+    balance closes, and one thread or all give the same water."""
+    import numba
+
+    from models.flood.sources import ZonedSources, uniform_rain
+
+    rows, cols = 40, 30
+    capacity = np.zeros((rows, cols))
+    capacity[:, :15] = 36.0 / 3.6e6
+    results = []
+    for threads in {1, numba.config.NUMBA_NUM_THREADS}:
+        before = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        try:
+            sim = Simulation(FloodGrid(np.zeros((rows, cols)), 2.0, manning_n=0.02), initial_depth_m=0.01,
+                             cell_sources=ZonedSources(uniform_rain(7.2).on_grid((rows, cols)), None, (rows, cols)),
+                             source_step_s=source_step_s, drain_capacity_m_s=capacity)
+            sim.run_until(600.0)
+        finally:
+            numba.set_num_threads(before)
+        results.append(sim)
+    sim = results[0]
+    area = rows * cols * 4.0
+    rain_m3 = 7.2 / 3.6e6 * 600.0 * area
+    most_m3 = 36.0 / 3.6e6 * 600.0 * area / 2
+    assert 0.9 * most_m3 < sim.drained_m3 <= most_m3 * (1 + 1e-12)
+    assert sim.storage_m3() == pytest.approx(0.01 * area + rain_m3 - sim.drained_m3, rel=1e-12)
+    assert sim.balance.sink_out_m3 == sim.drained_m3 and sim.balance.relative_error < 1e-12
+    assert all(np.array_equal(sim.h, other.h) and sim.drained_m3 == other.drained_m3 for other in results[1:])

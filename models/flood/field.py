@@ -3,12 +3,14 @@
 The city manifest names the terrain, the rain (and its zones), the river
 inflows, the land cover and the buildings; they are read and checked by the
 same code as ``twin flood simulate`` (:func:`models.flood.simulate.prepare`),
-so a scenario and the headless command see the same water.  Surface sinks
-(infiltration by land class, storm drains sized by a design return period)
-are evaluated once per response step from the depth at its start; the solver
-caps them at the water available in a cell, and the balance books what it
-really took.  Pumps withdraw after every hydraulic sub-step, at most what
-their footprint holds (:meth:`Simulation.withdraw`).
+so a scenario and the headless command see the same water.  Infiltration by
+land class goes to the solver's step with the rain where it fits (else it is
+evaluated once per response step from the depth at its start; the solver caps
+it at the water available in a cell, and the balance books what it really
+took).  Storm drains sized by a design return period take the standing water,
+up to their capacity, whenever the solver applies the sources.  Pumps withdraw
+after every hydraulic sub-step, at most what their footprint holds
+(:meth:`Simulation.withdraw`).
 """
 
 from __future__ import annotations
@@ -154,18 +156,18 @@ class FloodField:
         if infiltration != "none" and classes is not None:
             infil = Infiltration(infiltration, np.where(prep.grid.active, classes, -1).astype(np.int16))
         drains = drainage_sink(drainage, classes, prep.grid.active) if drainage is not None else None
-        # Without drains, the solver's step itself applies rain and infiltration, every ``source_step_s``.
-        in_step = drains is None and ZonedSources.pays(prep.rain, infil)
+        # The solver's step itself applies rain and infiltration, every ``source_step_s``, and the drains then.
+        in_step = ZonedSources.pays(prep.rain, infil)
         sim = Simulation(prep.grid, boundary=opt.boundary,
                          inflows=[b for b in prep.boundaries if isinstance(b, DischargeInflow)],
                          level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
                          initial_depth_m=prep.initial_depth_m,
                          cell_sources=ZonedSources(prep.rain, infil, prep.grid.shape) if in_step else None,
                          source_step_s=opt.source_step_s,
-                         # a soil alone takes what the sink takes: its store gives back what the cap keeps out
-                         sink_store=infil.cumulative_m if infil is not None and drains is None and not in_step
-                         else None)
-        return cls(prep, SurfaceSinks(infil, drains), sim)
+                         # the soil takes what the sink takes: its store gives back what the cap keeps out
+                         sink_store=infil.cumulative_m if infil is not None and not in_step else None,
+                         drain_capacity_m_s=drains.capacity_m_per_s if drains is not None else None)
+        return cls(prep, SurfaceSinks(infil), sim)
 
     def __post_init__(self) -> None:
         if self.sim.cell_sources is None:

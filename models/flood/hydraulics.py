@@ -1199,6 +1199,24 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
     return _totals(tally)
 
 
+@njit(parallel=True, **_JIT)
+def _drain_pass(h, capacity, dt, row_taken):
+    """Storm drains: each cell gives up to ``capacity`` x ``dt`` of the water on it; returns the depth taken
+    (m, summed over cells: per row, then the rows in order, so that it does not depend on the threads)."""
+    rows, cols = h.shape
+    for r in prange(rows):
+        taken = 0.0
+        for c in range(cols):
+            take = min(capacity[r, c] * dt, h[r, c])
+            h[r, c] -= take
+            taken += take
+        row_taken[r] = taken
+    total = 0.0
+    for r in range(rows):
+        total += row_taken[r]
+    return total
+
+
 @njit(**_JIT_ROWS)
 def _step_serial(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
                  seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt,
@@ -1368,6 +1386,11 @@ class Simulation:
     0 applies them at every step.
 
     A sink takes at most the water a cell holds after the step's fluxes.
+    ``drain_capacity_m_s``: storm drains, the most they take per cell (m/s).
+    They take the water standing on a cell, up to their capacity over the
+    time since they last took, whenever the sources are applied (every
+    step without ``cell_sources``), after the step's fluxes and sources.
+
     Where the sink's amount was also added to a store (a soil's cumulative
     infiltration: the cell sources' own, or ``sink_store`` (m) for a
     ``source_rate`` whose sinks are a soil's alone), the store gives back
@@ -1380,7 +1403,7 @@ class Simulation:
                  initial_depth_m: float | np.ndarray | None = None,
                  alpha: float = 0.5, theta: float = 0.8, max_dt_s: float = 10.0, h_min_m: float = 1e-3,
                  arrival_depth_m: float = 0.1, dtype: type = np.float32, source_step_s: float = 0.0,
-                 sink_store: np.ndarray | None = None) -> None:
+                 sink_store: np.ndarray | None = None, drain_capacity_m_s: np.ndarray | None = None) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if not 0.0 <= theta <= 1.0:
@@ -1409,6 +1432,15 @@ class Simulation:
                                        or not sink_store.flags.c_contiguous):
             raise ValueError(f"sink_store must be a C-contiguous float64 array of the grid's shape {(rows, cols)}")
         self._sink_store = sink_store if sink_store is not None else np.zeros((1, 1))
+        self._drains = None
+        if drain_capacity_m_s is not None:
+            capacity = np.ascontiguousarray(drain_capacity_m_s, dtype=np.float64)
+            if capacity.shape != (rows, cols) or not np.all(np.isfinite(capacity)) or np.any(capacity < 0):
+                raise ValueError(f"drain_capacity_m_s must be finite, >= 0 and of the grid's shape {(rows, cols)}")
+            self._drains = np.where(grid.active, capacity, 0.0)
+            self._drain_rows = np.zeros(rows)
+        self.drained_m3 = 0.0
+        """Water the drains took so far (m3; also in the balance's sink out)."""
         self._sources_from_s = 0.0  # the time up to which the cell sources have been applied
         self._z = _staggered((rows, cols), np.float64, 0)
         self._z[...] = grid.kernel_bed()
@@ -1588,6 +1620,10 @@ class Simulation:
         self._book(sums, dt_s, src_dt, src_uniform, per_cell)
         if self._inflows or self._levels:
             self._boundary_cells(t0, t1)
+        if self._drains is not None and (self.cell_sources is None or self._sources_from_s == t1):
+            taken = _drain_pass(self.h, self._drains, src_dt, self._drain_rows) * self._area
+            self._totals["sink_out"] += taken
+            self.drained_m3 += taken
         self.t_s = t1
         self.steps += 1
         self.cell_updates += self.h.size
@@ -1693,7 +1729,7 @@ class Simulation:
     def _quiet(self) -> bool:
         """Whether nothing between two steps needs Python: a constant uniform source (or none), no
         inflows or held levels (``quiet_steps``)."""
-        return (self.cell_sources is None and not self._inflows and not self._levels
+        return (self.cell_sources is None and not self._inflows and not self._levels and self._drains is None
                 and not callable(self.source_rate))
 
     def _quiet_steps_to(self, target_s: float, eps: float) -> None:

@@ -848,11 +848,10 @@ def _input_records(opt: FloodOptions, hydrographs: list[Path]) -> dict[str, Any]
 
 
 class _NetSource:
-    """Rain minus infiltration and drains (m/s per cell) for the step about to be taken.
+    """Rain minus infiltration (m/s per cell) for the step about to be taken.
 
-    The solver asks for the source at the step's mid time; infiltration and
-    drains need the depth and the step length, so the rate is set just
-    before each step.
+    The solver asks for the source at the step's mid time; infiltration needs
+    the depth and the step length, so the rate is set just before each step.
     """
 
     def __init__(self, rain: RainSeries | None, sinks: SurfaceSinks) -> None:
@@ -863,9 +862,6 @@ class _NetSource:
 
     def prepare(self, depth_m: np.ndarray, t_s: float, dt_s: float) -> None:
         rain = self.rain.rate_m_per_s(t_s + 0.5 * dt_s) if self.rain is not None else np.zeros(())
-        if self.sinks.drainage is not None:
-            self._rate = rain - self.sinks.sink_m_per_s(depth_m, dt_s, rain)
-            return
         if self._net is None or self._net.shape != np.shape(depth_m):
             self._net = np.empty(np.shape(depth_m))
         self._rate = self.sinks.infiltration.net_rate_m_per_s(depth_m, dt_s, rain, out=self._net)
@@ -930,34 +926,23 @@ def rain_volume_m3(rain: RainSeries | None, open_cells: np.ndarray, t_s: float, 
     return float(depth_m @ counts) * cell_area_m2
 
 
-def gross_volumes(b: MassBalance, rain_m3: float, netted: bool, drained_share: float = 0.0) -> dict[str, float]:
+def gross_volumes(b: MassBalance, rain_m3: float, infiltration: bool, drained_m3: float = 0.0) -> dict[str, float]:
     """Volumes in and out by kind (m3).
 
-    With sinks (``netted``), the solver books the net of rain, infiltration
-    and drains per cell and step (a cell losing more than falls on it is a
-    sink), so the sinks took what the rain lost on its way in: rain - net
-    source in + net sink out.  ``drained_share`` of that went down the
-    drains (the share of what they asked for among all sinks), the rest
-    into the soil.
+    With infiltration, the solver books the net of rain and infiltration per
+    cell and step (a cell soaking up more than falls on it is a sink), so
+    the sinks took what the rain lost on its way in: rain - net source in +
+    net sink out; of that, ``drained_m3`` went down the drains (booked as a
+    sink too), the rest into the soil.
     """
-    lost_m3 = rain_m3 - b.source_in_m3 + b.sink_out_m3 if netted else b.sink_out_m3
-    drained_m3 = drained_share * lost_m3
-    rain_in = rain_m3 if netted else b.source_in_m3
+    lost_m3 = rain_m3 - b.source_in_m3 + b.sink_out_m3 if infiltration else b.sink_out_m3
+    rain_in = rain_m3 if infiltration else b.source_in_m3
     volume_in = rain_in + b.inflow_m3 + b.level_in_m3 + b.clamp_added_m3
     volume_out = lost_m3 + b.edge_outflow_m3 + b.level_out_m3 + b.pumped_m3
     return {"rain_m3": rain_in, "infiltration_m3": lost_m3 - drained_m3, "drained_m3": drained_m3,
             "inflow_m3": b.inflow_m3, "level_in_m3": b.level_in_m3, "level_out_m3": b.level_out_m3,
             "edge_outflow_m3": b.edge_outflow_m3, "pumped_m3": b.pumped_m3,
             "clamp_added_m3": b.clamp_added_m3, "in_m3": volume_in, "out_m3": volume_out}
-
-
-def _drained_share(prep: PreparedRun) -> float:
-    """Of the water the sinks asked for, the drains' share (0 without drains)."""
-    if prep.drainage is None:
-        return 0.0
-    drained = float(np.sum(prep.drainage.drained_m))
-    soaked = float(prep.infiltration.cumulative_m[prep.grid.active].sum()) if prep.infiltration is not None else 0.0
-    return drained / (drained + soaked) if drained + soaked > 0 else 0.0
 
 
 @dataclass
@@ -1061,15 +1046,15 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
 
     Rain by zone and infiltration go to the solver as cell sources, applied in
     its own pass over the grid, where zones and land classes fit in a byte a
-    cell and there are no drains; otherwise the net rate per cell is set
-    before each step.
+    cell; otherwise the net rate per cell is set before each step.  Drains
+    take their share in a pass of their own whenever the sources are applied.
     """
     grid, rain, infiltration = prep.grid, prep.rain, prep.infiltration
     cells, net, source = None, None, None
-    if prep.drainage is None and ZonedSources.pays(rain, infiltration):
+    if ZonedSources.pays(rain, infiltration):
         cells = ZonedSources(rain, infiltration, grid.shape)
-    elif infiltration is not None or prep.drainage is not None:
-        net = source = _NetSource(rain, SurfaceSinks(infiltration, prep.drainage))
+    elif infiltration is not None:
+        net = source = _NetSource(rain, SurfaceSinks(infiltration))
     elif rain is not None:
         source = rain.rate_m_per_s
     sim = Simulation(grid, boundary=prep.options.boundary,
@@ -1077,9 +1062,8 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
                      level_boundaries=[b for b in prep.boundaries if isinstance(b, LevelBoundary)],
                      source_rate=source, cell_sources=cells, initial_depth_m=prep.initial_depth_m,
                      arrival_depth_m=ARRIVAL_DEPTH_M, source_step_s=prep.options.source_step_s,
-                     # a soil alone takes what the sink takes: its store gives back what the cap keeps out
-                     sink_store=infiltration.cumulative_m if net is not None and prep.drainage is None
-                     and infiltration is not None else None)
+                     sink_store=infiltration.cumulative_m if net is not None else None,
+                     drain_capacity_m_s=prep.drainage.capacity_m_per_s if prep.drainage is not None else None)
     if net is None:
         return sim, lambda dt_s: None
     return sim, lambda dt_s: net.prepare(sim.state.h, sim.t_s, dt_s)
@@ -1137,8 +1121,7 @@ def _run_into(prep: PreparedRun, folder: Path, feedback: Feedback) -> FloodResul
     where = np.unravel_index(int(np.argmax(wet)), wet.shape)
     flooded = {d: float((wet > d).sum()) * domain.cell_area_m2 for d in FLOOD_DEPTHS_M}
     rain_m3 = rain_volume_m3(prep.rain, grid.active, duration, domain.cell_area_m2)
-    volumes = gross_volumes(balance, rain_m3, prep.infiltration is not None or prep.drainage is not None,
-                            _drained_share(prep))
+    volumes = gross_volumes(balance, rain_m3, prep.infiltration is not None, sim.drained_m3)
     files.append("mass_balance.json")
     result = FloodResult(Path(opt.out), duration, sim.steps, sim.cell_updates, wall, first_step_s, balance,
                          volumes, float(max(wet.max(), 0.0)), domain.centre(int(where[0]), int(where[1])), flooded,
