@@ -1200,16 +1200,21 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
 
 
 @njit(parallel=True, **_JIT)
-def _drain_pass(h, capacity, dt, row_taken):
+def _drain_pass(h, capacity, dt, row_taken, span, row_max):
     """Storm drains: each cell gives up to ``capacity`` x ``dt`` of the water on it; returns the depth taken
-    (m, summed over cells: per row, then the rows in order, so that it does not depend on the threads)."""
-    rows, cols = h.shape
+    (m, summed over cells: per row, then the rows in order, so that it does not depend on the threads).
+
+    Only on each row's span of open cells, and not on rows whose deepest water (``row_max``, the step's
+    tally, which bounds the row's depths as it does for the time step) is zero.
+    """
+    rows = h.shape[0]
     for r in prange(rows):
         taken = 0.0
-        for c in range(cols):
-            take = min(capacity[r, c] * dt, h[r, c])
-            h[r, c] -= take
-            taken += take
+        if row_max[r] > 0.0:
+            for c in range(span[r, 0], span[r, 1]):
+                take = min(capacity[r, c] * dt, h[r, c])
+                h[r, c] -= take
+                taken += take
         row_taken[r] = taken
     total = 0.0
     for r in range(rows):
@@ -1621,7 +1626,8 @@ class Simulation:
         if self._inflows or self._levels:
             self._boundary_cells(t0, t1)
         if self._drains is not None and (self.cell_sources is None or self._sources_from_s == t1):
-            taken = _drain_pass(self.h, self._drains, src_dt, self._drain_rows) * self._area
+            taken = _drain_pass(self.h, self._drains, src_dt, self._drain_rows, self._span,
+                                self._tally[:, 5]) * self._area
             self._totals["sink_out"] += taken
             self.drained_m3 += taken
         self.t_s = t1
