@@ -136,6 +136,8 @@ class FloodResponseModel(TwinModel):
         Kpi("late_closures", "sites", "final", "lower", "closure sites whose water passed the danger depth while "
                                                         "they were still open"),
         Kpi("volume_pumped_m3", "m3", "final", "higher", "water removed by pumps"),
+        Kpi("volume_drained_m3", "m3", "final", "higher", "water taken by the storm drains (the plan's design "
+                                                         "return period; none without storm_formula)"),
         Kpi("mass_error", "", "max", "lower", "relative error of the water balance"),
     )
     inject_kinds = (
@@ -344,6 +346,7 @@ class FloodResponseModel(TwinModel):
             "roads_closed_km": self.closures.closed_km(),
             "late_closures": self.closures.late_count(),
             "volume_pumped_m3": self.field.pumped_m3,
+            "volume_drained_m3": self.field.sim.drained_m3,
             "mass_error": abs(self.field.balance.relative_error),
         }
 
