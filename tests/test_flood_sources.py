@@ -428,21 +428,6 @@ def test_drainage_capacity_from_the_design_storm():
     assert len(err.value.problems) == 3
 
 
-def test_drains_on_a_grid_give_the_numbers_of_the_array_formula():
-    """The compiled pass over a grid: min(capacity, max(depth / dt + rain, 0)) per cell, to the bit."""
-    rng = np.random.default_rng(4)
-    codes = rng.choice([20, 10, 11], size=(30, 40)).astype(np.int16)
-    sink = DrainageSink.from_design_storm(JINAN, return_period_years=2, duration_min=10.0, runoff_coefficient=0.6,
-                                          class_per_cell=codes)
-    depth = rng.uniform(0.0, 2e-3, size=codes.shape)
-    for rain in (mm_per_h_to_m_per_s(40.0), rng.uniform(-1e-5, 1e-4, size=codes.shape)):
-        before = np.array(sink.drained_m, copy=True)
-        rate = sink.sink_m_per_s(depth, 7.5, rain)
-        expected = np.minimum(sink.capacity_m_per_s, np.maximum(depth / 7.5 + rain, 0.0))
-        assert np.array_equal(rate, expected)
-        assert np.array_equal(sink.drained_m, before + expected * 7.5)
-
-
 def test_surface_sinks_share_the_water(table):
     codes = np.array([1, 20, 10, 11], dtype=np.int16)
     sinks = SurfaceSinks(Infiltration("green_ampt", codes, table),

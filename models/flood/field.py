@@ -24,7 +24,7 @@ import numpy as np
 
 from models.flood.boundaries import DischargeInflow, LevelBoundary
 from models.flood.hydraulics import MassBalance, Simulation
-from models.flood.simulate import FloodOptions, PreparedRun, prepare
+from models.flood.simulate import FloodOptions, PreparedRun, drains_on, prepare
 from models.flood.sources import (
     STORM_FORMULAS,
     DrainageSink,
@@ -118,11 +118,8 @@ def drainage_sink(design: DrainageDesign, land_class: np.ndarray | None, active:
     """Drain capacity on built-up and transport cells (all open cells without land classes)."""
     if design.formula is None or design.return_period_years <= 0:
         return None
-    classes = land_class if land_class is not None else np.where(active, 20, -1)
-    return DrainageSink.from_design_storm(design.formula, return_period_years=design.return_period_years,
-                                          duration_min=design.duration_min,
-                                          runoff_coefficient=design.runoff_coefficient,
-                                          class_per_cell=np.where(active, classes, -1))
+    return drains_on(design.formula, design.return_period_years, design.duration_min, design.runoff_coefficient,
+                     land_class, active)
 
 
 def storm_formula(name: str) -> StormFormula | None:

@@ -46,7 +46,7 @@ from models.flood.sources import (
     DrainageSink,
     Infiltration,
     RainSeries,
-    SurfaceSinks,
+    StormFormula,
     ZonedSources,
     chicago_hyetograph,
     load_infiltration_table,
@@ -260,13 +260,12 @@ def design_rain(opt: FloodOptions) -> RainSeries:
     return rain
 
 
-def drains(opt: FloodOptions, land_class: np.ndarray | None, active: np.ndarray) -> DrainageSink:
-    """Drains the options ask for (checked) on built-up and transport land (every open cell without classes)."""
+def drains_on(formula: StormFormula, return_period_years: float, duration_min: float, runoff_coefficient: float,
+              land_class: np.ndarray | None, active: np.ndarray) -> DrainageSink:
+    """Drains sized by the rational method on built-up and transport land (every open cell without classes)."""
     classes = land_class if land_class is not None else np.where(active, 20, -1)
-    return DrainageSink.from_design_storm(parse_storm_formula(opt.storm_formula or ""),
-                                          return_period_years=float(opt.drainage_years or 0),
-                                          duration_min=opt.drain_duration_min,
-                                          runoff_coefficient=opt.runoff_coefficient,
+    return DrainageSink.from_design_storm(formula, return_period_years=return_period_years,
+                                          duration_min=duration_min, runoff_coefficient=runoff_coefficient,
                                           class_per_cell=np.where(active, classes, -1))
 
 
@@ -816,7 +815,9 @@ def prepare(opt: FloodOptions) -> PreparedRun:
         infiltration = Infiltration(opt.infiltration, classes)
     drainage = None
     if opt.drainage_years is not None:
-        drainage = drains(opt, cover.land_class if cover is not None else None, grid.active)
+        drainage = drains_on(parse_storm_formula(opt.storm_formula or ""), opt.drainage_years,
+                             opt.drain_duration_min, opt.runoff_coefficient,
+                             cover.land_class if cover is not None else None, grid.active)
     inputs = _input_records(opt, hydrographs)
     return PreparedRun(opt, domain, grid, rain, infiltration, boundaries, probes, depth0, inputs, drainage)
 
@@ -854,9 +855,9 @@ class _NetSource:
     the depth and the step length, so the rate is set just before each step.
     """
 
-    def __init__(self, rain: RainSeries | None, sinks: SurfaceSinks) -> None:
+    def __init__(self, rain: RainSeries | None, infiltration: Infiltration) -> None:
         self.rain = rain
-        self.sinks = sinks
+        self.infiltration = infiltration
         self._rate: np.ndarray | float = 0.0
         self._net: np.ndarray | None = None  # reused each step: a new grid-sized array a step costs page faults
 
@@ -864,7 +865,7 @@ class _NetSource:
         rain = self.rain.rate_m_per_s(t_s + 0.5 * dt_s) if self.rain is not None else np.zeros(())
         if self._net is None or self._net.shape != np.shape(depth_m):
             self._net = np.empty(np.shape(depth_m))
-        self._rate = self.sinks.infiltration.net_rate_m_per_s(depth_m, dt_s, rain, out=self._net)
+        self._rate = self.infiltration.net_rate_m_per_s(depth_m, dt_s, rain, out=self._net)
 
     def __call__(self, t_s: float) -> np.ndarray | float:
         return self._rate
@@ -1054,7 +1055,7 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
     if ZonedSources.pays(rain, infiltration):
         cells = ZonedSources(rain, infiltration, grid.shape)
     elif infiltration is not None:
-        net = source = _NetSource(rain, SurfaceSinks(infiltration))
+        net = source = _NetSource(rain, infiltration)
     elif rain is not None:
         source = rain.rate_m_per_s
     sim = Simulation(grid, boundary=prep.options.boundary,

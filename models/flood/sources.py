@@ -1255,19 +1255,7 @@ class DrainageSink:
     def sink_m_per_s(self, depth_m: np.ndarray, dt_s: float, rain_m_per_s: np.ndarray | float = 0.0,
                      *, advance: bool = True) -> np.ndarray:
         """Drained rate (m/s) per cell: the capacity, at most (depth + rain dt)/dt; counted in ``drained_m``."""
-        depth = np.asarray(depth_m, dtype=np.float64)
-        if advance and depth.ndim == 2 and np.ndim(self.capacity_m_per_s) == 2:  # a grid: one compiled pass
-            if not (isinstance(self.drained_m, np.ndarray) and self.drained_m.shape == depth.shape):
-                self.drained_m = np.zeros(depth.shape) + self.drained_m
-            rate = np.empty(depth.shape)
-            supply = np.asarray(rain_m_per_s, dtype=np.float64)
-            uniform = supply.ndim == 0
-            grid = np.ascontiguousarray(np.broadcast_to(supply, depth.shape) if supply.ndim else depth)
-            _drain_grid(np.ascontiguousarray(depth).ravel(), float(dt_s), grid.ravel(), float(supply.ravel()[0])
-                        if uniform else 0.0, uniform, self.capacity_m_per_s.ravel(), self.drained_m.ravel(),
-                        rate.ravel())
-            return rate
-        available = np.maximum(depth / dt_s + rain_m_per_s, 0.0)
+        available = np.maximum(np.asarray(depth_m, dtype=np.float64) / dt_s + rain_m_per_s, 0.0)
         rate = np.minimum(self.capacity_m_per_s, available)
         if advance:
             if isinstance(self.drained_m, np.ndarray) and self.drained_m.shape == rate.shape:
@@ -1275,22 +1263,6 @@ class DrainageSink:
             else:
                 self.drained_m = self.drained_m + rate * dt_s
         return rate
-
-
-@numba.njit(cache=True)
-def _drain_grid(depth, dt, supply, supply_uniform, uniform, capacity, drained, rate):
-    """``DrainageSink.sink_m_per_s`` on a grid (flat views) in one pass: the same operations in the same order
-    per cell; ``supply`` per cell, or ``supply_uniform`` on every cell where ``uniform``."""
-    if uniform:
-        for i in range(depth.size):
-            taken = min(capacity[i], max(depth[i] / dt + supply_uniform, 0.0))
-            drained[i] += taken * dt
-            rate[i] = taken
-    else:
-        for i in range(depth.size):
-            taken = min(capacity[i], max(depth[i] / dt + supply[i], 0.0))
-            drained[i] += taken * dt
-            rate[i] = taken
 
 
 @dataclass
@@ -1302,8 +1274,6 @@ class SurfaceSinks:
 
     def sink_m_per_s(self, depth_m: np.ndarray, dt_s: float, rain_m_per_s: np.ndarray | float = 0.0) -> np.ndarray:
         """Total sink rate (m/s) per cell, at most (depth + rain dt)/dt."""
-        if self.infiltration is None and self.drainage is not None:  # drains alone: what they take is the total
-            return self.drainage.sink_m_per_s(depth_m, dt_s, rain_m_per_s)
         total = np.zeros(np.shape(depth_m))
         if self.infiltration is not None:
             total = total + self.infiltration.sink_m_per_s(depth_m, dt_s, rain_m_per_s)
