@@ -1190,7 +1190,18 @@ def _step_bands(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, 
               seam, f, limited, active, src, src_uniform, per_cell_src, cells, has_sinks, sink_store, src_dt, dt, dx,
               dy, h_min, theta, t_end, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx,
               rows64, flow, now, tiles, masks, runs)
-    for j in range(1, nbands):
+    return _band_seams(bands, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src,
+                       cells, has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth,
+                       max_speed, arrival, tally, rows32, rows_q, rows64, flow, now, tiles)
+
+
+@njit(**_JIT_ROWS)
+def _band_seams(bands, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
+                has_sinks, sink_store, src_dt, dt, dx, dy, h_min, t_end, arrival_depth, max_depth, max_speed, arrival,
+                tally, rows32, rows_q, rows64, flow, now, tiles):
+    """After every band's ``_band``: the blocks at the seams between bands (with band 0's row buffers); the
+    step's ``_totals``."""
+    for j in range(1, bands.size - 1):
         _seam_block(bands[j], h, qx, qy, f, limited, starts, seam, dt, dx, dy)
         for b in range(bands[j] - 1, bands[j] + 1):
             _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src, src_uniform, per_cell_src, cells,
@@ -1492,6 +1503,7 @@ class Simulation:
         if self._kernel is _step_bands:
             self._layouts[_step_serial] = (np.array([0, rows], dtype=np.int64), np.array([0, 1], dtype=np.int64))
         self._kernels = KernelChoice(self._kernel, _step_serial if self._kernel is _step_bands else None)
+        self._team: tuple[np.ndarray, np.ndarray] | None = None  # ``quiet_steps.team_control``, made on first use
         self._quiet_run_steps = 8  # the first compiled run of steps (``_quiet_steps_to``), then sized by its time
         self._span = _spans(grid.active)
         nb = self._starts.size - 1
@@ -1740,7 +1752,18 @@ class Simulation:
 
     def _quiet_steps_to(self, target_s: float, eps: float) -> None:
         """:meth:`step_towards` ``target_s`` until within ``eps`` of it, in compiled runs of steps."""
-        from models.flood.quiet_steps import FINITE, H_MAX, LAST_DT, NOW, STEPS, T_S, TILES, run_quiet_steps
+        from models.flood.quiet_steps import (
+            FINITE,
+            H_MAX,
+            LAST_DT,
+            NOW,
+            STEPS,
+            T_S,
+            TILES,
+            run_quiet_steps,
+            run_team_steps,
+            team_control,
+        )
 
         rate = 0.0 if self.source_rate is None else float(self.source_rate)
         names = ("source_in", "sink_out", "sink_capped", "clamp_added", "edge_outflow")
@@ -1750,15 +1773,20 @@ class Simulation:
             starts, bands = self._layouts[kernel]
             steps_before = self.steps
             started = time.perf_counter()
-            out = run_quiet_steps(
-                kernel is _step_bands, bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y,
-                self._gn2, self._per_face_n, self._open, self._edge_slope, starts, self._span, self._seam_old,
-                self._seam, self._f, self._limited, self._active, self._no_src, rate, NO_CELL_SOURCES,
-                self._sink_store, self.grid.dx_m, self.grid.dy_m, self.h_min_m, self.theta, self.arrival_depth_m,
-                self._max_depth, self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q,
-                self._rows_qx, self._rows64, self._flow, self._runs, self._masks, totals, self.t_s, target_s, eps,
-                min(self._kernels.steps_left(), self._quiet_run_steps), self.steps, self.alpha, self._min_d,
-                self.max_dt_s, self._h_max, self._now, self._tiles, self._n_active, self._area)
+            args = (bands, self._z, self.h, self.qx, self.qy, self._gn2_x, self._gn2_y, self._gn2,
+                    self._per_face_n, self._open, self._edge_slope, starts, self._span, self._seam_old, self._seam,
+                    self._f, self._limited, self._active, self._no_src, rate, NO_CELL_SOURCES, self._sink_store,
+                    self.grid.dx_m, self.grid.dy_m, self.h_min_m, self.theta, self.arrival_depth_m, self._max_depth,
+                    self._max_speed2, self._arrival, self._tally, self._rows32, self._rows_q, self._rows_qx,
+                    self._rows64, self._flow, self._runs, self._masks, totals, self.t_s, target_s, eps,
+                    min(self._kernels.steps_left(), self._quiet_run_steps), self.steps, self.alpha, self._min_d,
+                    self.max_dt_s, self._h_max, self._now, self._tiles, self._n_active, self._area)
+            if kernel is _step_bands:  # one parallel region for the run (the same bits as step by step)
+                if self._team is None:
+                    self._team = team_control(bands.size - 1)
+                out = run_team_steps(*self._team, *args)
+            else:
+                out = run_quiet_steps(False, *args)
             ran = out[STEPS] - steps_before
             took = time.perf_counter() - started
             self._kernels.record(kernel, took, max(ran, 1))
