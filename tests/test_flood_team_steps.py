@@ -3,6 +3,7 @@ end even when the system runs the team on fewer threads than it has bands."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -99,10 +100,12 @@ _FEWER_THREADS = textwrap.dedent("""
 
 
 @two_threads
-def test_a_team_on_fewer_threads_than_bands_ends():
+def test_a_team_on_fewer_threads_than_bands_ends(tmp_path):
     """One thread runs every band in turn (a spin wait for a band nobody runs would never end: hence a process
-    of its own, with a time limit)."""
+    of its own, with a time limit).  With an empty compiled cache, so that the team's code is compiled first, as
+    in a new install whose first run is on threads."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
     done = subprocess.run([sys.executable, "-c", _FEWER_THREADS], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("ended")
