@@ -65,10 +65,10 @@ def _book(totals, rate, n_active, dt, area, capped, clamped, edge):
 
 @njit(**_JIT)
 def run_quiet_steps(threads, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts,
-                    span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, dx, dy, h_min, theta,
-                    arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, runs,
-                    masks, totals, t_s, target_s, eps, max_steps, steps, alpha, min_d, max_dt, h_max, now, tiles,
-                    n_active, area):
+                    span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, no_drains, dx, dy,
+                    h_min, theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
+                    flow, runs, masks, totals, t_s, target_s, eps, max_steps, steps, alpha, min_d, max_dt, h_max, now,
+                    tiles, n_active, area):
     """Steps of ``Simulation.step_towards(target_s)`` until ``t_s`` is within ``eps`` of ``target_s``, or
     ``max_steps`` of them; the source is ``rate`` (m/s) on every active cell.
 
@@ -92,16 +92,16 @@ def run_quiet_steps(threads, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n,
         if steps % _TILES_EVERY == 0:
             tiles = _deep_cells(h, h_min) < _TILES_BELOW * max(n_active, 1)
         if threads:
-            _, _, capped, clamped, edge, h_max, finite = _step_bands(
+            _, _, capped, clamped, edge, _, h_max, finite = _step_bands(
                 bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-                seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, dt, dt, dx, dy, h_min,
-                theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
+                seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, no_drains, dt, dt, dx, dy,
+                h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
                 flow, now, tiles, masks, runs)
         else:
-            _, _, capped, clamped, edge, h_max, finite = _step_serial(
+            _, _, capped, clamped, edge, _, h_max, finite = _step_serial(
                 bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-                seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, dt, dt, dx, dy, h_min,
-                theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
+                seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, no_drains, dt, dt, dx, dy,
+                h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
                 flow, now, tiles, masks, runs)
         now = 1 - now
         if not finite:
@@ -183,9 +183,9 @@ def _wait_for(ctl, word, at_least):
 
 @njit(**_JIT_ROWS)
 def _team_member(w, ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts,
-                 span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, dx, dy, h_min, theta,
-                 arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, runs,
-                 masks, totals, target_s, eps, max_steps, alpha, min_d, max_dt, n_active, area):
+                 span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, no_drains, dx, dy, h_min,
+                 theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
+                 runs, masks, totals, target_s, eps, max_steps, alpha, min_d, max_dt, n_active, area):
     """Member ``w`` of the team: at each step, claims band ``w`` (then any band still unclaimed) and runs it;
     whoever finishes a step's last band does its seams and sums and plans the next step.
 
@@ -206,16 +206,16 @@ def _team_member(w, ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face
                 continue
             dt, t1, now, tiles = state[_DT], state[_T1], ctl[_NOW], ctl[_TILES] != 0  # step s's, until it ends
             _band(j, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span,
-                  seam_old, seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, dt, dt, dx,
-                  dy, h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx,
-                  rows64, flow, now, tiles, masks, runs)
+                  seam_old, seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, no_drains, dt,
+                  dt, dx, dy, h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q,
+                  rows_qx, rows64, flow, now, tiles, masks, runs)
             if fetch_add(ctl, _DONE, 1) + 1 < nb * (s + 1):
                 continue
             # the step's last band: seams, sums and booking as ``run_quiet_steps``, then the next step
-            _, _, capped, clamped, edge, h_max, finite = _band_seams(
+            _, _, capped, clamped, edge, _, h_max, finite = _band_seams(
                 bands, h, qx, qy, f, limited, active, starts, span, seam, no_src, rate, False, cells, has_sinks,
-                sink_store, dt, dt, dx, dy, h_min, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32,
-                rows_q, rows64, flow, now, tiles)
+                sink_store, no_drains, dt, dt, dx, dy, h_min, t1, arrival_depth, max_depth, max_speed, arrival, tally,
+                rows32, rows_q, rows64, flow, now, tiles)
             ctl[_NOW] = 1 - now
             state[_HMAX], state[_LAST_DT] = h_max, dt
             if finite:
@@ -233,9 +233,9 @@ def _team_member(w, ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face
 
 @njit(parallel=True, **_JIT)
 def run_team_steps(ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts,
-                   span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, dx, dy, h_min, theta,
-                   arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow, runs,
-                   masks, totals, t_s, target_s, eps, max_steps, steps, alpha, min_d, max_dt, h_max, now, tiles,
+                   span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, no_drains, dx, dy, h_min,
+                   theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
+                   runs, masks, totals, t_s, target_s, eps, max_steps, steps, alpha, min_d, max_dt, h_max, now, tiles,
                    n_active, area):
     """``run_quiet_steps`` with ``threads`` on, the same results to the bit, in one parallel region.
 
@@ -247,8 +247,9 @@ def run_team_steps(ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_
                 steps, alpha, min_d, max_dt, h_max, now, tiles)
     for w in prange(bands.size - 1):
         _team_member(w, ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope,
-                     starts, span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, dx, dy, h_min,
-                     theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
-                     runs, masks, totals, target_s, eps, max_steps, alpha, min_d, max_dt, n_active, area)
+                     starts, span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, no_drains, dx,
+                     dy, h_min, theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx,
+                     rows64, flow, runs, masks, totals, target_s, eps, max_steps, alpha, min_d, max_dt, n_active,
+                     area)
     return (state[_T], ctl[_STEPS], state[_HMAX], ctl[_NOW], ctl[_TILES] != 0, ctl[_FINITE] != 0,
             state[_LAST_DT])

@@ -1048,7 +1048,7 @@ def _simulation(prep: PreparedRun) -> tuple[Simulation, Callable[[float], None]]
     Rain by zone and infiltration go to the solver as cell sources, applied in
     its own pass over the grid, where zones and land classes fit in a byte a
     cell; otherwise the net rate per cell is set before each step.  Drains
-    take their share in a pass of their own whenever the sources are applied.
+    take their share in the solver's step whenever the sources are applied.
     """
     grid, rain, infiltration = prep.grid, prep.rain, prep.infiltration
     cells, net, source = None, None, None
