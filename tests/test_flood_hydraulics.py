@@ -691,14 +691,3 @@ def test_drains_take_standing_water_up_to_their_capacity(source_step_s):
     assert sim.balance.sink_out_m3 == sim.drained_m3 and sim.balance.relative_error < 1e-12
     assert all(np.array_equal(sim.h, other.h) and sim.drained_m3 == other.drained_m3 for other in results[1:])
 
-
-def test_drain_capacities_go_to_the_step_as_an_index_with_the_same_numbers():
-    from models.flood.hydraulics import _drain_classes
-
-    rng = np.random.default_rng(4)
-    capacity = rng.choice([0.0, 1.7e-5, 2.3e-5, 4.1e-6], size=(30, 40))
-    index, rates = _drain_classes(capacity)
-    assert index.dtype == np.uint16 and rates.size == 4
-    assert np.array_equal(rates[index], capacity)  # the same bits
-    with pytest.raises(ValueError, match="70,000 distinct values, more than 65,536"):
-        _drain_classes(np.arange(70_000, dtype=np.float64).reshape(700, 100))

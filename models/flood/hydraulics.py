@@ -937,10 +937,9 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
     gets no source keeps every number: only its tallies are zeroed.  With
     ``cells`` (``soil`` >= 0) the row's source is rain by zone minus
     infiltration, made here from the depth about to be updated.  ``drains``
-    (a uint16 index per cell, the grid's shape, else 0 columns wide; the
-    capacities in m/s it points to): after the trackers have read the new
-    depth, each cell gives up to its capacity x ``src_dt`` of it (the row's
-    sum in the tally).
+    (m/s, the grid's shape; else 0 columns wide): after the trackers have
+    read the new depth, each cell gives up to ``drains`` x ``src_dt`` of it
+    (the row's sum in the tally).
     """
     rows, cols = h.shape
     dt_dx, dt_dy = dt / dx, dt / dy
@@ -955,7 +954,7 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
     for r in range(r0, r1):
         if limited[r] == _DRY_AROUND and (
                 tally[r, 5] == 0.0 and cells.row_rain[r] <= 0.0 if cells.soil >= 0
-                else not per_cell_src and src_uniform == 0.0) and (tally[r, 5] == 0.0 or drains[0].shape[1] != cols):
+                else not per_cell_src and src_uniform == 0.0) and (tally[r, 5] == 0.0 or drains.shape[1] != cols):
             # (drains take from a row that holds water even when nothing flows or rains on it)
             tally[r, 6] = 0.0
             for i in range(5):  # no face carries water and no source adds or takes any (soils take only water
@@ -1106,11 +1105,10 @@ def _continuity_block(b, h, qx, qy, f, limited, active, starts, span, seam, src,
         tally[r, 4] = edge
         _track_depth(new32s, max_depth[r][lo:hi], arrival[r][lo:hi], arrival_depth, t_end)
         tally[r, 6] = 0.0
-        drain_at, drain_rate = drains
-        if drain_at.shape[1] == cols and _bits_f64(highest) > 0.0:  # storm drains, after the trackers saw the water
-            at = drain_at[r][lo:hi]
+        if drains.shape[1] == cols and _bits_f64(highest) > 0.0:  # storm drains, after the trackers saw the water
+            caps = drains[r][lo:hi]
             for c in range(n):
-                take = min(drain_rate[at[c]] * src_dt, hs[c])
+                take = min(caps[c] * src_dt, hs[c])
                 hs[c] -= take
                 bufs[c] = take
             tally[r, 6] = span_sum(buf, lo, hi)
@@ -1448,9 +1446,8 @@ class Simulation:
             capacity = np.ascontiguousarray(drain_capacity_m_s, dtype=np.float64)
             if capacity.shape != (rows, cols) or not np.all(np.isfinite(capacity)) or np.any(capacity < 0):
                 raise ValueError(f"drain_capacity_m_s must be finite, >= 0 and of the grid's shape {(rows, cols)}")
-            self._drains = _drain_classes(np.where(grid.active, capacity, 0.0))
-        # the step's ``drains`` when they take nothing (no row is 0 wide)
-        self._no_drains = (np.zeros((1, 0), dtype=np.uint16), np.zeros(1))
+            self._drains = np.where(grid.active, capacity, 0.0)
+        self._no_drains = np.zeros((1, 0))  # the step's ``drains`` when they take nothing (no row is 0 wide)
         self.drained_m3 = 0.0
         """Water the drains took so far (m3; also in the balance's sink out)."""
         self._sources_from_s = 0.0  # the time up to which the cell sources have been applied
@@ -1783,7 +1780,7 @@ class Simulation:
                     self._team = team_control(bands.size - 1)
                 out = run_team_steps(*self._team, *args)
             else:
-                out = run_quiet_steps(False, *args)
+                out = run_quiet_steps(*args)
             ran = out[STEPS] - steps_before
             took = time.perf_counter() - started
             self._kernels.record(kernel, took, max(ran, 1))
@@ -1800,21 +1797,6 @@ class Simulation:
             self.t_s = out[T_S]
             if ran:
                 self.last_dt_s = out[LAST_DT]
-
-
-def _drain_classes(capacity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(uint16 index per cell, the distinct capacities) of a drain capacity grid, the same numbers.
-
-    The step streams two bytes a cell where the capacities themselves would be
-    eight: in Carlisle's wettest rain that stream cost more than the drains'
-    arithmetic.  Capacities come from a formula per land class or per
-    catchment, so they have few distinct values.
-    """
-    rates, index = np.unique(capacity, return_inverse=True)
-    if rates.size > np.iinfo(np.uint16).max + 1:
-        raise ValueError(f"drain_capacity_m_s has {rates.size:,} distinct values, more than 65,536; "
-                         "give cells of one catchment or land class one capacity")
-    return np.ascontiguousarray(index.reshape(capacity.shape), dtype=np.uint16), rates
 
 
 def _spans(active: np.ndarray) -> np.ndarray:

@@ -31,7 +31,6 @@ from models.flood.hydraulics import (
     _band,
     _band_seams,
     _save_old_seam,
-    _step_bands,
     _step_serial,
 )
 
@@ -64,7 +63,7 @@ def _book(totals, rate, n_active, dt, area, capped, clamped, edge):
 
 
 @njit(**_JIT)
-def run_quiet_steps(threads, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts,
+def run_quiet_steps(bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts,
                     span, seam_old, seam, f, limited, active, no_src, rate, cells, sink_store, no_drains, dx, dy,
                     h_min, theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
                     flow, runs, masks, totals, t_s, target_s, eps, max_steps, steps, alpha, min_d, max_dt, h_max, now,
@@ -72,9 +71,9 @@ def run_quiet_steps(threads, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n,
     """Steps of ``Simulation.step_towards(target_s)`` until ``t_s`` is within ``eps`` of ``target_s``, or
     ``max_steps`` of them; the source is ``rate`` (m/s) on every active cell.
 
-    ``threads``: ``_step_bands`` with ``starts``/``bands`` its layout, else
-    ``_step_serial``.  ``totals`` (m3): source in, sink out, sink capped,
-    clamp added, edge outflow, added to as ``Simulation._book`` does.
+    On the calling thread (``_step_serial``; threads: ``run_team_steps``).
+    ``totals`` (m3): source in, sink out, sink capped, clamp added, edge
+    outflow, added to as ``Simulation._book`` does.
     Returns (t_s, steps, h_max, now, tiles, finite, last dt) after the last step.
     """
     done = 0
@@ -91,18 +90,11 @@ def run_quiet_steps(threads, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n,
         t1 = t_s + dt
         if steps % _TILES_EVERY == 0:
             tiles = _deep_cells(h, h_min) < _TILES_BELOW * max(n_active, 1)
-        if threads:
-            _, _, capped, clamped, edge, _, h_max, finite = _step_bands(
-                bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-                seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, no_drains, dt, dt, dx, dy,
-                h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
-                flow, now, tiles, masks, runs)
-        else:
-            _, _, capped, clamped, edge, _, h_max, finite = _step_serial(
-                bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
-                seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, no_drains, dt, dt, dx, dy,
-                h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
-                flow, now, tiles, masks, runs)
+        _, _, capped, clamped, edge, _, h_max, finite = _step_serial(
+            bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_n, open_edges, edge_slope, starts, span, seam_old,
+            seam, f, limited, active, no_src, rate, False, cells, has_sinks, sink_store, no_drains, dt, dt, dx, dy,
+            h_min, theta, t1, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64,
+            flow, now, tiles, masks, runs)
         now = 1 - now
         if not finite:
             break
@@ -237,7 +229,7 @@ def run_team_steps(ctl, state, bands, z, h, qx, qy, gn2_x, gn2_y, gn2, per_face_
                    theta, arrival_depth, max_depth, max_speed, arrival, tally, rows32, rows_q, rows_qx, rows64, flow,
                    runs, masks, totals, t_s, target_s, eps, max_steps, steps, alpha, min_d, max_dt, h_max, now, tiles,
                    n_active, area):
-    """``run_quiet_steps`` with ``threads`` on, the same results to the bit, in one parallel region.
+    """``run_quiet_steps`` on threads: ``_step_bands``'s steps, the same results to the bit, in one parallel region.
 
     The threads of ``_step_bands`` part and join at every step; here a team
     (one member per band, ``_team_member``) stays together for the whole run
